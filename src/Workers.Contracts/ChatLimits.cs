@@ -1,0 +1,11 @@
+namespace Workers.Contracts;
+
+/// <summary>Limits of the wire contract that every producer and consumer applies the same way.</summary>
+public static class ChatLimits
+{
+    /// <summary>Longest accepted message text, in UTF-16 characters.</summary>
+    public const int MaxTextLength = 16_000;
+
+    /// <summary>Longest accepted user id.</summary>
+    public const int MaxUserIdLength = 128;
+}

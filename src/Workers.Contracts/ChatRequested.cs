@@ -1,0 +1,24 @@
+namespace Workers.Contracts;
+
+/// <summary>
+/// A user's message for the agent. Published to the direct exchange <c>workers.chat-requests</c> with the
+/// session's partition (see <see cref="Partitioning"/>) as routing key, as a MassTransit envelope or as plain
+/// JSON (<c>content_type: application/json</c>) with the same camelCase field names.
+/// </summary>
+public sealed record ChatRequested
+{
+    /// <summary>Idempotency key: delivering the same request twice yields one turn and one reply.</summary>
+    public required Guid RequestId { get; init; }
+
+    /// <summary>The session the message belongs to. An unknown id is created for <see cref="UserId"/>.</summary>
+    public required Guid SessionId { get; init; }
+
+    /// <summary>The owner of the session, 1 to 128 characters, set by the trusted publisher (never by a browser).</summary>
+    public required string UserId { get; init; }
+
+    /// <summary>The message text, 1 to 16,000 characters.</summary>
+    public required string Text { get; init; }
+
+    /// <summary>When the user sent it, optional; used only for latency figures.</summary>
+    public DateTimeOffset? SentAt { get; init; }
+}

@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Configuration;
+using Npgsql;
+
+namespace Workers.Core.Hosting;
+
+/// <summary>Reads and checks the PostgreSQL connection strings, naming the key when one is wrong.</summary>
+public static class ConnectionStrings
+{
+    /// <summary>The application's connection, logged in as <c>workers_app</c>.</summary>
+    public const string Postgres = "Postgres";
+
+    /// <summary>The migrator's admin connection (a superuser or a role with CREATEROLE).</summary>
+    public const string PostgresAdmin = "PostgresAdmin";
+
+    public static NpgsqlConnectionStringBuilder Read(IConfiguration configuration, string name)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var value = configuration.GetConnectionString(name);
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new InvalidConfigurationException($"ConnectionStrings:{name} is missing (environment: ConnectionStrings__{name})");
+        }
+
+        try
+        {
+            var builder = new NpgsqlConnectionStringBuilder(value);
+            if (string.IsNullOrEmpty(builder.Host))
+            {
+                throw new InvalidConfigurationException($"ConnectionStrings:{name} has no Host");
+            }
+
+            return builder;
+        }
+        catch (ArgumentException e)
+        {
+            // The builder's message names the bad keyword, never the value, so no password reaches the log.
+            throw new InvalidConfigurationException($"ConnectionStrings:{name} is malformed: {e.Message}");
+        }
+    }
+}

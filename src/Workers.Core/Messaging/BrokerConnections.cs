@@ -1,0 +1,36 @@
+using RabbitMQ.Client;
+using Workers.Core.Hosting;
+
+namespace Workers.Core.Messaging;
+
+public static class BrokerConnections
+{
+    /// <summary>A plain AMQP connection factory for what MassTransit does not do: ordered partition consumption.</summary>
+    public static ConnectionFactory Factory(RabbitMqOptions options, string clientName)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new ConnectionFactory
+        {
+            HostName = options.Host,
+            Port = options.Port,
+            UserName = options.Username,
+            Password = options.Password,
+            VirtualHost = options.VirtualHost,
+            ClientProvidedName = clientName,
+            // Recovery would re-register consumers on a new channel while turns of the old one still run and
+            // then ack stale delivery tags; the partition manager reconnects and re-acquires partitions itself.
+            AutomaticRecoveryEnabled = false,
+            TopologyRecoveryEnabled = false,
+            RequestedHeartbeat = TimeSpan.FromSeconds(10),
+        };
+    }
+
+    /// <summary>Declares the topology on a short-lived connection; used at start by every process.</summary>
+    public static async Task DeclareTopologyAsync(RabbitMqOptions options, TopologyOptions topology, string clientName,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await Factory(options, clientName).CreateConnectionAsync(cancellationToken);
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await RequestTopology.DeclareAsync(channel, topology, cancellationToken);
+    }
+}

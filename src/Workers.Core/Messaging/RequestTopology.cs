@@ -1,0 +1,45 @@
+using RabbitMQ.Client;
+using Workers.Contracts;
+using Workers.Core.Hosting;
+
+namespace Workers.Core.Messaging;
+
+/// <summary>
+/// Declares the request side of the wire contract: the direct exchange, P partition queues with single active
+/// consumer, the error queue, and the control and event exchanges. Idempotent, so every process declares it at start.
+/// </summary>
+public static class RequestTopology
+{
+    /// <summary>Where malformed, failed and parked requests go, with the reason in <c>MT-Fault-*</c> headers.</summary>
+    public const string ErrorQueue = Partitioning.RequestsExchange + "_error";
+
+    public static async Task DeclareAsync(IChannel channel, TopologyOptions topology, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        ArgumentNullException.ThrowIfNull(topology);
+        await channel.ExchangeDeclareAsync(Partitioning.RequestsExchange, ExchangeType.Direct, durable: true, autoDelete: false,
+            cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Partitioning.ControlExchange, ExchangeType.Fanout, durable: true, autoDelete: false,
+            cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Partitioning.EventsExchange, ExchangeType.Fanout, durable: true, autoDelete: false,
+            cancellationToken: cancellationToken);
+        var arguments = new Dictionary<string, object?>
+        {
+            ["x-queue-type"] = topology.QueueType,
+            // The safety net under the partition leases: even if two workers believed they owned a partition,
+            // the broker delivers its queue to one consumer at a time.
+            ["x-single-active-consumer"] = true,
+        };
+        for (var partition = 0; partition < topology.Partitions; partition++)
+        {
+            var queue = Partitioning.QueueName(partition);
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments,
+                cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(queue, Partitioning.RequestsExchange, Partitioning.RoutingKey(partition),
+                cancellationToken: cancellationToken);
+        }
+
+        await channel.QueueDeclareAsync(ErrorQueue, durable: true, exclusive: false, autoDelete: false,
+            new Dictionary<string, object?> { ["x-queue-type"] = topology.QueueType }, cancellationToken: cancellationToken);
+    }
+}

@@ -1,0 +1,3 @@
+namespace Workers.Core.Migrations;
+
+public sealed class MigrationFailedException(string message) : Exception(message);

@@ -1,0 +1,15 @@
+using System.ComponentModel.DataAnnotations.Schema;
+
+namespace Workers.Core.Sessions;
+
+[Table("sessions")]
+public sealed class Session
+{
+    [Column("id")] public Guid Id { get; set; }
+    [Column("owner_id")] public string OwnerId { get; set; } = "";
+    [Column("title")] public string Title { get; set; } = "";
+    [Column("created_at")] public DateTimeOffset CreatedAt { get; set; }
+    [Column("last_active_at")] public DateTimeOffset LastActiveAt { get; set; }
+    [Column("turn_seq")] public long TurnSeq { get; set; }
+    [Column("event_seq")] public long EventSeq { get; set; }
+}

@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Workers.Core.Sessions;
+
+/// <summary>Deletes sessions idle past <see cref="RetentionOptions.IdleTtl"/>, on a timer, and logs how many.</summary>
+public sealed class SessionRetentionService(
+    NpgsqlDataSource dataSource, IOptions<RetentionOptions> options, ILogger<SessionRetentionService> logger) : BackgroundService
+{
+    public async Task<int> SweepAsync(CancellationToken cancellationToken)
+    {
+        // A SECURITY DEFINER function: it deletes across users and returns only a count, so the app role still
+        // reads no row it does not own.
+        await using var command = dataSource.CreateCommand("SELECT workers.delete_idle_sessions($1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = options.Value.IdleTtl });
+        var deleted = (int)(await command.ExecuteScalarAsync(cancellationToken))!;
+        logger.LogInformation("Retention deleted {Count} sessions idle for more than {IdleTtl}", deleted, options.Value.IdleTtl);
+        return deleted;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.SweepInterval);
+        do
+        {
+            try
+            {
+                await SweepAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                logger.LogWarning(e, "Retention sweep failed; next try in {Interval}", options.Value.SweepInterval);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}

@@ -1,0 +1,23 @@
+using System.ComponentModel.DataAnnotations.Schema;
+
+namespace Workers.Core.Sessions;
+
+/// <summary>One exchange: the user's message and the agent's reply, complete, cancelled or failed.</summary>
+[Table("turns")]
+public sealed class Turn
+{
+    [Column("session_id")] public Guid SessionId { get; set; }
+    [Column("turn_no")] public long TurnNo { get; set; }
+    [Column("owner_id")] public string OwnerId { get; set; } = "";
+    [Column("request_id")] public Guid RequestId { get; set; }
+    [Column("user_text")] public string UserText { get; set; } = "";
+    [Column("reply_text")] public string ReplyText { get; set; } = "";
+    [Column("status")] public string Status { get; set; } = TurnStatus.Complete;
+    [Column("error_code")] public string? ErrorCode { get; set; }
+    [Column("prompt_tokens")] public int PromptTokens { get; set; }
+    [Column("completion_tokens")] public int CompletionTokens { get; set; }
+    [Column("first_seq")] public long FirstSeq { get; set; }
+    [Column("last_seq")] public long LastSeq { get; set; }
+    [Column("started_at")] public DateTimeOffset StartedAt { get; set; }
+    [Column("completed_at")] public DateTimeOffset CompletedAt { get; set; }
+}

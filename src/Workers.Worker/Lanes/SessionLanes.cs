@@ -1,0 +1,94 @@
+using Microsoft.Extensions.Options;
+using Workers.Worker.Partitions;
+
+namespace Workers.Worker.Lanes;
+
+/// <summary>
+/// Per-session FIFO lanes: different sessions run concurrently (up to <see cref="WorkerOptions.MaxConcurrentTurns"/>),
+/// one session strictly one request after another, in the order the requests were enqueued.
+/// </summary>
+public sealed class SessionLanes(IOptions<WorkerOptions> options) : IDisposable
+{
+    private readonly Dictionary<Guid, Queue<LaneItem>> _lanes = [];
+    private readonly SemaphoreSlim _turnSlots = new(options.Value.MaxConcurrentTurns);
+    private readonly int _maxWaiting = options.Value.MaxWaitingPerSession;
+
+    /// <summary>Sessions with a running or waiting request.</summary>
+    public int ActiveSessions
+    {
+        get
+        {
+            lock (_lanes)
+            {
+                return _lanes.Count;
+            }
+        }
+    }
+
+    public void Dispose() => _turnSlots.Dispose();
+
+    /// <returns>False when the session already has <see cref="WorkerOptions.MaxWaitingPerSession"/> requests waiting.</returns>
+    public bool TryEnqueue(Guid sessionId, LaneItem item)
+    {
+        lock (_lanes)
+        {
+            if (_lanes.TryGetValue(sessionId, out var lane))
+            {
+                // The lane's head is the running request; the rest are waiting.
+                if (lane.Count - 1 >= _maxWaiting)
+                {
+                    return false;
+                }
+
+                lane.Enqueue(item);
+                return true;
+            }
+
+            _lanes[sessionId] = new Queue<LaneItem>([item]);
+        }
+
+        _ = Task.Run(() => RunLaneAsync(sessionId));
+        return true;
+    }
+
+    private async Task RunLaneAsync(Guid sessionId)
+    {
+        while (true)
+        {
+            LaneItem item;
+            lock (_lanes)
+            {
+                item = _lanes[sessionId].Peek();
+            }
+
+            if (item.Delivery.Source.Stopping)
+            {
+                // Its partition is being handed over: the next owner gets it (and everything after it) from the broker.
+                item.Delivery.Abandon();
+            }
+            else
+            {
+                await _turnSlots.WaitAsync();
+                try
+                {
+                    await item.Run();
+                }
+                finally
+                {
+                    _turnSlots.Release();
+                }
+            }
+
+            lock (_lanes)
+            {
+                var lane = _lanes[sessionId];
+                lane.Dequeue();
+                if (lane.Count == 0)
+                {
+                    _lanes.Remove(sessionId);
+                    return;
+                }
+            }
+        }
+    }
+}

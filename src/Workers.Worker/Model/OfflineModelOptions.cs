@@ -1,0 +1,14 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Workers.Worker.Model;
+
+public sealed class OfflineModelOptions
+{
+    /// <summary>Tokens per reply at least (filler follows a short answer).</summary>
+    [Range(1, 100_000)]
+    public int Tokens { get; set; } = 24;
+
+    /// <summary>Pause before each token; 0 for benchmarks.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan TokenDelay { get; set; } = TimeSpan.FromMilliseconds(20);
+}

@@ -1,0 +1,144 @@
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using Workers.Contracts;
+
+namespace Workers.Worker.Partitions;
+
+/// <summary>
+/// Consumes one partition queue on its own channel while this worker holds the partition's lease. Deliveries are
+/// handed on in the order the broker sent them; stopping cancels the consumer, lets running turns finish and ack,
+/// and leaves requests that had not started unacked, so the broker returns them to the next owner in order.
+/// </summary>
+public sealed class PartitionConsumer
+{
+    private readonly IChannel _channel;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string _consumerTag = "";
+    private int _inFlight;
+    private volatile bool _stopping;
+
+    private PartitionConsumer(int partition, long epoch, IChannel channel, ILogger logger)
+    {
+        Partition = partition;
+        Epoch = epoch;
+        _channel = channel;
+        _logger = logger;
+    }
+
+    public int Partition { get; }
+
+    /// <summary>The lease epoch this worker acquired; a turn's commit checks it is still current.</summary>
+    public long Epoch { get; }
+
+    /// <summary>Set once the partition is being handed over: requests not yet started must not start.</summary>
+    public bool Stopping => _stopping;
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    public static async Task<PartitionConsumer> StartAsync(
+        IConnection connection, int partition, long epoch, ushort prefetch,
+        Func<PartitionDelivery, Task> onDelivery, ILogger logger, CancellationToken cancellationToken)
+    {
+        // Confirms on, so a copy published to the error queue is safely there before the original is acked.
+        var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+            cancellationToken);
+        await channel.BasicQosAsync(0, prefetch, global: false, cancellationToken);
+        var partitionConsumer = new PartitionConsumer(partition, epoch, channel, logger);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        // Deliveries of one channel are dispatched one at a time, so requests reach the lanes in queue order.
+        consumer.ReceivedAsync += (_, e) =>
+        {
+            Interlocked.Increment(ref partitionConsumer._inFlight);
+            var delivery = new PartitionDelivery(partitionConsumer, e.DeliveryTag, e.Body.ToArray(), e.BasicProperties, e.Redelivered);
+            return onDelivery(delivery);
+        };
+        partitionConsumer._consumerTag = await channel.BasicConsumeAsync(
+            Partitioning.QueueName(partition), autoAck: false, consumer, cancellationToken);
+        return partitionConsumer;
+    }
+
+    internal async Task AckAsync(ulong deliveryTag)
+    {
+        try
+        {
+            await _channel.BasicAckAsync(deliveryTag, multiple: false);
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.AlreadyClosedException or ObjectDisposedException)
+        {
+            // The channel closed under a running turn (drain timeout or broker loss): the broker requeues the
+            // message and the inbox turns its redelivery into a no-op.
+            _logger.LogWarning("Ack on partition {Partition} after its channel closed; the broker will redeliver", Partition);
+        }
+        finally
+        {
+            Done();
+        }
+    }
+
+    internal void Abandon() => Done();
+
+    /// <summary>Copies a refused or failed request to the error queue with the reason, in MassTransit's fault headers.</summary>
+    internal async Task PublishToErrorQueueAsync(PartitionDelivery delivery, string code, string reason, Exception? exception)
+    {
+        var headers = new Dictionary<string, object?>(delivery.Properties.Headers ?? new Dictionary<string, object?>())
+        {
+            ["MT-Fault-Code"] = code,
+            ["MT-Fault-Message"] = reason,
+            ["MT-Fault-ExceptionType"] = exception?.GetType().FullName ?? "Workers.RequestRefused",
+            ["MT-Fault-StackTrace"] = exception?.ToString() ?? "",
+            ["MT-Fault-Timestamp"] = DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            ["MT-Reason"] = "fault",
+            ["x-partition"] = Partition,
+            ["x-delivery-count"] = delivery.DeliveryCount,
+        };
+        var properties = new BasicProperties
+        {
+            Persistent = true,
+            ContentType = delivery.Properties.ContentType,
+            MessageId = delivery.Properties.MessageId,
+            Headers = headers,
+        };
+        await _channel.BasicPublishAsync("", Workers.Core.Messaging.RequestTopology.ErrorQueue, mandatory: false, properties, delivery.Body);
+    }
+
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        _stopping = true;
+        try
+        {
+            if (_channel.IsOpen)
+            {
+                await _channel.BasicCancelAsync(_consumerTag);
+            }
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.AlreadyClosedException or RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            _logger.LogDebug("Partition {Partition} channel already closed at stop", Partition);
+        }
+
+        if (InFlight == 0)
+        {
+            _drained.TrySetResult();
+        }
+
+        var drained = await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)) == _drained.Task;
+        if (!drained)
+        {
+            _logger.LogWarning("Partition {Partition}: {Count} turns still running after {Timeout}; closing its channel",
+                Partition, InFlight, drainTimeout);
+        }
+
+        await _channel.DisposeAsync();
+    }
+
+    private void Done()
+    {
+        if (Interlocked.Decrement(ref _inFlight) == 0 && _stopping)
+        {
+            _drained.TrySetResult();
+        }
+    }
+}

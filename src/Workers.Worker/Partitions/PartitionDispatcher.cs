@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Workers.Contracts;
+using Workers.Worker.Lanes;
+using Workers.Worker.Turns;
+
+namespace Workers.Worker.Partitions;
+
+/// <summary>
+/// First stop of every delivery, in queue order: refuse what is malformed, over-delivered or over the session's
+/// waiting limit (once, with a reason, never retried), and put the rest in its session's lane.
+/// </summary>
+public sealed class PartitionDispatcher(
+    SessionLanes lanes, TurnProcessor processor, TurnEvents events, IOptions<WorkerOptions> options,
+    ILogger<PartitionDispatcher> logger)
+{
+    private readonly int _maxDeliveries = options.Value.MaxDeliveries;
+
+    public async Task DispatchAsync(PartitionDelivery delivery)
+    {
+        var parsed = RequestParser.Parse(delivery.Body);
+        if (parsed.Request is null)
+        {
+            logger.LogWarning("Refused a malformed request {RequestId} of session {SessionId} on partition {Partition}: {Code}",
+                parsed.RequestId, parsed.SessionId, delivery.Source.Partition, parsed.Code);
+            await RefuseAsync(delivery, parsed.SessionId, parsed.RequestId, parsed.UserId, parsed.Code!, parsed.Reason!, null);
+            return;
+        }
+
+        var request = parsed.Request;
+        if (delivery.DeliveryCount > _maxDeliveries)
+        {
+            logger.LogError("Parked request {RequestId} of session {SessionId}: delivered {Count} times", request.RequestId,
+                request.SessionId, delivery.DeliveryCount);
+            await RefuseAsync(delivery, request.SessionId, request.RequestId, request.UserId, ErrorCodes.Poisoned,
+                $"delivered {delivery.DeliveryCount} times without completing; parked", null);
+            return;
+        }
+
+        var item = new LaneItem(delivery, () => processor.ProcessAsync(request, delivery));
+        if (!lanes.TryEnqueue(request.SessionId, item))
+        {
+            logger.LogWarning("Session {SessionId} busy: refused request {RequestId}", request.SessionId, request.RequestId);
+            await events.FailedAsync(request, 0, ErrorCodes.SessionBusy,
+                "Too many messages are waiting in this session; send again when the current reply is done.");
+            await delivery.AckAsync();
+        }
+    }
+
+    /// <summary>Error queue first, then the session is told, then the ack: a crash in between repeats, never loses.</summary>
+    internal async Task RefuseAsync(
+        PartitionDelivery delivery, Guid? sessionId, Guid? requestId, string? userId, string code, string reason, Exception? exception)
+    {
+        await delivery.Source.PublishToErrorQueueAsync(delivery, code, reason, exception);
+        if (sessionId is { } session && userId is not null)
+        {
+            await events.FailedAsync(session, requestId ?? Guid.Empty, userId, 0, code, SafeMessage(code, reason));
+        }
+
+        await delivery.AckAsync();
+    }
+
+    private static string SafeMessage(string code, string reason) => code switch
+    {
+        ErrorCodes.InvalidRequest or ErrorCodes.TooLarge => reason,
+        ErrorCodes.Poisoned => "This message could not be processed and was set aside.",
+        _ => "The message could not be processed.",
+    };
+}

@@ -1,0 +1,300 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using RabbitMQ.Client;
+using Workers.Core.Hosting;
+using Workers.Core.Messaging;
+
+namespace Workers.Worker.Partitions;
+
+/// <summary>
+/// Keeps this worker's share of the partitions. Every tick it renews its membership heartbeat, drops members whose
+/// heartbeat is stale, and moves towards its quota (⌈P/N⌉ for the first P mod N members by id, ⌊P/N⌋ for the rest):
+/// it hands over partitions above the quota and takes free ones below it. A lease is a session-level advisory lock on
+/// a dedicated PostgreSQL connection, so the server releases it the moment a worker dies; single-active-consumer on
+/// each queue is the second guard, and the lease epoch fences commits of a worker that lost its partition.
+/// </summary>
+public sealed class PartitionLeaseManager(
+    NpgsqlDataSource dataSource,
+    IOptions<WorkerOptions> workerOptions,
+    IOptions<TopologyOptions> topologyOptions,
+    IOptions<RabbitMqOptions> rabbitOptions,
+    PartitionDispatcher dispatcher,
+    WorkerIdentity identity,
+    ILogger<PartitionLeaseManager> logger) : BackgroundService
+{
+    // First key of the two-int advisory lock: a fixed namespace so other advisory lock users cannot collide.
+    private const int LockNamespace = 0x57524B52; // "WRKR"
+
+    private readonly WorkerOptions _options = workerOptions.Value;
+    private readonly int _partitions = topologyOptions.Value.Partitions;
+    private readonly Dictionary<int, PartitionConsumer> _owned = [];
+    private readonly Dictionary<int, Task> _releasing = [];
+    private NpgsqlConnection? _leaseConnection;
+    private IConnection? _broker;
+
+    /// <summary>Partitions this worker consumes now.</summary>
+    public IReadOnlyCollection<int> Owned
+    {
+        get
+        {
+            lock (_owned)
+            {
+                return [.. _owned.Keys.Order()];
+            }
+        }
+    }
+
+    public bool Ready => _broker?.IsOpen == true && _leaseConnection?.State == System.Data.ConnectionState.Open;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        logger.LogInformation("Worker {WorkerId} joining the pool of {Partitions} partitions", identity.Id, _partitions);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await TickAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is NpgsqlException or RabbitMQ.Client.Exceptions.BrokerUnreachableException
+                or RabbitMQ.Client.Exceptions.AlreadyClosedException or RabbitMQ.Client.Exceptions.OperationInterruptedException
+                or TimeoutException or System.Net.Sockets.SocketException)
+            {
+                logger.LogError("Partition ownership lost its connection ({Error}); dropping all partitions and reconnecting",
+                    e.Message);
+                await DropAllAsync();
+            }
+
+            try
+            {
+                await Task.Delay(_options.HeartbeatInterval, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        List<PartitionConsumer> consumers;
+        lock (_owned)
+        {
+            consumers = [.. _owned.Values];
+        }
+
+        logger.LogInformation("Worker {WorkerId} stopping: draining {Count} partitions", identity.Id, consumers.Count);
+        await Task.WhenAll(consumers.Select(c => c.StopAsync(_options.DrainTimeout)));
+        await Task.WhenAll(_releasing.Values);
+        try
+        {
+            if (_leaseConnection is { State: System.Data.ConnectionState.Open })
+            {
+                await using var leave = new NpgsqlCommand(
+                    "SELECT pg_advisory_unlock_all(); DELETE FROM workers.worker_members WHERE worker_id = $1", _leaseConnection);
+                leave.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
+                await leave.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+        }
+        catch (NpgsqlException e)
+        {
+            logger.LogWarning("Could not leave the pool cleanly: {Error}", e.Message);
+        }
+
+        lock (_owned)
+        {
+            _owned.Clear();
+        }
+
+        await DisposeConnectionsAsync();
+        logger.LogInformation("Worker {WorkerId} left the pool", identity.Id);
+    }
+
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        if (_broker is not { IsOpen: true })
+        {
+            await DropAllAsync();
+            _broker = await BrokerConnections.Factory(rabbitOptions.Value, $"worker {identity.Id}").CreateConnectionAsync(cancellationToken);
+            await using var channel = await _broker.CreateChannelAsync(cancellationToken: cancellationToken);
+            await RequestTopology.DeclareAsync(channel, topologyOptions.Value, cancellationToken);
+        }
+
+        if (_leaseConnection is not { State: System.Data.ConnectionState.Open })
+        {
+            await DropAllAsync();
+            // Held for the worker's life and never returned to the pool: the advisory locks live on this session.
+            _leaseConnection = await dataSource.OpenConnectionAsync(cancellationToken);
+        }
+
+        var (rank, members) = await HeartbeatAsync(cancellationToken);
+        var quota = _partitions / members + (rank < _partitions % members ? 1 : 0);
+        await FinishReleasesAsync(cancellationToken);
+
+        int[] owned;
+        lock (_owned)
+        {
+            owned = [.. _owned.Keys.Order()];
+        }
+
+        foreach (var partition in owned.Reverse().Take(Math.Max(0, owned.Length - quota)))
+        {
+            Release(partition);
+        }
+
+        var missing = quota - owned.Length;
+        if (missing <= 0)
+        {
+            return;
+        }
+
+        // Start the scan where this member's share would begin, so members rarely race for the same partition.
+        var start = rank * _partitions / members;
+        for (var i = 0; i < _partitions && missing > 0; i++)
+        {
+            var partition = (start + i) % _partitions;
+            bool known;
+            lock (_owned)
+            {
+                known = _owned.ContainsKey(partition) || _releasing.ContainsKey(partition);
+            }
+
+            if (!known && await TryAcquireAsync(partition, cancellationToken))
+            {
+                missing--;
+            }
+        }
+    }
+
+    private async Task<(int Rank, int Members)> HeartbeatAsync(CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            INSERT INTO workers.worker_members (worker_id) VALUES ($1)
+                ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now();
+            DELETE FROM workers.worker_members WHERE heartbeat_at < now() - $2;
+            SELECT worker_id FROM workers.worker_members ORDER BY worker_id;
+            """, _leaseConnection);
+        command.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
+        command.Parameters.Add(new NpgsqlParameter { Value = _options.MemberTimeout });
+        var members = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                members.Add(reader.GetString(0));
+            }
+        }
+
+        var rank = members.IndexOf(identity.Id);
+        return (rank < 0 ? members.Count : rank, Math.Max(1, members.Count + (rank < 0 ? 1 : 0)));
+    }
+
+    private async Task<bool> TryAcquireAsync(int partition, CancellationToken cancellationToken)
+    {
+        await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock($1, $2)", _leaseConnection);
+        tryLock.Parameters.Add(new NpgsqlParameter { Value = LockNamespace });
+        tryLock.Parameters.Add(new NpgsqlParameter { Value = partition });
+        if (!(bool)(await tryLock.ExecuteScalarAsync(cancellationToken))!)
+        {
+            return false;
+        }
+
+        await using var bump = new NpgsqlCommand(
+            """
+            INSERT INTO workers.partition_leases (partition, worker_id, epoch) VALUES ($1, $2, 1)
+            ON CONFLICT (partition) DO UPDATE
+                SET worker_id = EXCLUDED.worker_id, epoch = partition_leases.epoch + 1, acquired_at = now()
+            RETURNING epoch
+            """, _leaseConnection);
+        bump.Parameters.Add(new NpgsqlParameter { Value = partition });
+        bump.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
+        var epoch = (long)(await bump.ExecuteScalarAsync(cancellationToken))!;
+        var consumer = await PartitionConsumer.StartAsync(
+            _broker!, partition, epoch, _options.PrefetchPerPartition, dispatcher.DispatchAsync, logger, cancellationToken);
+        lock (_owned)
+        {
+            _owned[partition] = consumer;
+        }
+
+        logger.LogInformation("Worker {WorkerId} owns partition {Partition} (epoch {Epoch})", identity.Id, partition, epoch);
+        return true;
+    }
+
+    private void Release(int partition)
+    {
+        PartitionConsumer consumer;
+        lock (_owned)
+        {
+            consumer = _owned[partition];
+            _owned.Remove(partition);
+            _releasing[partition] = consumer.StopAsync(_options.DrainTimeout);
+        }
+
+        logger.LogInformation("Worker {WorkerId} hands over partition {Partition}", identity.Id, partition);
+    }
+
+    /// <summary>Unlocks partitions whose hand-over finished; only the tick touches the lease connection.</summary>
+    private async Task FinishReleasesAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (partition, task) in _releasing.Where(r => r.Value.IsCompleted).ToList())
+        {
+            await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock($1, $2)", _leaseConnection);
+            unlock.Parameters.Add(new NpgsqlParameter { Value = LockNamespace });
+            unlock.Parameters.Add(new NpgsqlParameter { Value = partition });
+            await unlock.ExecuteNonQueryAsync(cancellationToken);
+            lock (_owned)
+            {
+                _releasing.Remove(partition);
+            }
+
+            logger.LogInformation("Worker {WorkerId} released partition {Partition}", identity.Id, partition);
+        }
+    }
+
+    private async Task DropAllAsync()
+    {
+        List<PartitionConsumer> consumers;
+        lock (_owned)
+        {
+            consumers = [.. _owned.Values];
+            _owned.Clear();
+            _releasing.Clear();
+        }
+
+        // No drain: without the lease or the broker these turns cannot be acked; their commits are fenced by epoch.
+        await Task.WhenAll(consumers.Select(c => c.StopAsync(TimeSpan.Zero)));
+        await DisposeConnectionsAsync();
+    }
+
+    private async Task DisposeConnectionsAsync()
+    {
+        if (_leaseConnection is not null)
+        {
+            await _leaseConnection.DisposeAsync();
+            _leaseConnection = null;
+        }
+
+        if (_broker is not null)
+        {
+            try
+            {
+                await _broker.CloseAsync();
+            }
+            catch (Exception e) when (e is RabbitMQ.Client.Exceptions.AlreadyClosedException or System.IO.IOException)
+            {
+                logger.LogDebug("Broker connection already closed");
+            }
+
+            await _broker.DisposeAsync();
+            _broker = null;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+using Microsoft.Extensions.Options;
+
+namespace Workers.Worker.Partitions;
+
+/// <summary>This process's member id in the pool, fixed for its lifetime.</summary>
+public sealed class WorkerIdentity(IOptions<WorkerOptions> options)
+{
+    public string Id { get; } = options.Value.NewWorkerId();
+}

@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Text.Json;
+using Workers.Contracts;
+
+namespace Workers.Worker.Turns;
+
+/// <summary>
+/// Reads a request as plain JSON or as a MassTransit envelope (whose <c>message</c> holds the same object) and
+/// checks every field, so a malformed message is refused once with a specific reason and never retried.
+/// </summary>
+public static class RequestParser
+{
+    /// <summary>Bodies above this are refused before parsing: 16,000 characters of text fit many times over.</summary>
+    public const int MaxBodyBytes = 256 * 1024;
+
+    public static RequestParseResult Parse(ReadOnlySpan<byte> body)
+    {
+        if (body.Length > MaxBodyBytes)
+        {
+            return RequestParseResult.Fail(ErrorCodes.TooLarge, $"body is {body.Length} bytes, more than {MaxBodyBytes}");
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+        }
+        catch (JsonException e)
+        {
+            return RequestParseResult.Fail(ErrorCodes.InvalidRequest, $"body is not JSON: {e.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("message", out var inner)
+                && inner.ValueKind == JsonValueKind.Object && root.TryGetProperty("messageType", out _))
+            {
+                root = inner;
+            }
+
+            return root.ValueKind == JsonValueKind.Object
+                ? Read(root)
+                : RequestParseResult.Fail(ErrorCodes.InvalidRequest, "body is not a JSON object");
+        }
+    }
+
+    private static RequestParseResult Read(JsonElement json)
+    {
+        // Identify the session and user first, so even a refused request can be reported to its session.
+        var sessionId = ReadGuid(json, "sessionId", out var sessionError);
+        var requestId = ReadGuid(json, "requestId", out var requestError);
+        var userId = ReadString(json, "userId", out var userError);
+        if (userError is null && (userId!.Length == 0 || userId.Length > ChatLimits.MaxUserIdLength))
+        {
+            userError = "userId must be 1 to 128 characters";
+        }
+
+        var text = ReadString(json, "text", out var textError);
+        DateTimeOffset? sentAt = null;
+        string? sentAtError = null;
+        if (json.TryGetProperty("sentAt", out var sent) && sent.ValueKind != JsonValueKind.Null)
+        {
+            if (sent.ValueKind == JsonValueKind.String
+                && DateTimeOffset.TryParse(sent.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var at))
+            {
+                sentAt = at;
+            }
+            else
+            {
+                sentAtError = "sentAt must be an ISO-8601 date";
+            }
+        }
+
+        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError;
+        var code = ErrorCodes.InvalidRequest;
+        if (failure is null && text!.Length == 0)
+        {
+            failure = "text must not be empty";
+        }
+        else if (failure is null && text!.Length > ChatLimits.MaxTextLength)
+        {
+            (code, failure) = (ErrorCodes.TooLarge, $"text is {text.Length} characters, more than {ChatLimits.MaxTextLength}");
+        }
+
+        if (failure is not null)
+        {
+            return RequestParseResult.Fail(code, failure, sessionId, requestId, userError is null ? userId : null);
+        }
+
+        return RequestParseResult.Ok(new ChatRequested
+        {
+            RequestId = requestId!.Value,
+            SessionId = sessionId!.Value,
+            UserId = userId!,
+            Text = text!,
+            SentAt = sentAt,
+        });
+    }
+
+    private static Guid? ReadGuid(JsonElement json, string name, out string? error)
+    {
+        error = null;
+        if (!json.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            error = $"{name} is missing";
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String && Guid.TryParse(value.GetString(), out var id))
+        {
+            return id;
+        }
+
+        error = $"{name} must be a UUID";
+        return null;
+    }
+
+    private static string? ReadString(JsonElement json, string name, out string? error)
+    {
+        error = null;
+        if (!json.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            error = $"{name} is missing";
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            error = $"{name} must be a string";
+            return null;
+        }
+
+        return value.GetString();
+    }
+}

@@ -1,0 +1,39 @@
+using MassTransit;
+using Workers.Contracts;
+
+namespace Workers.Worker.Turns;
+
+/// <summary>Publishes reply events to <c>workers.chat-events</c>. Deltas are transient; the rest are durable.</summary>
+public sealed class TurnEvents(IBus bus)
+{
+    public Task StartedAsync(ChatRequested r, long seq, CancellationToken cancellationToken) =>
+        bus.Publish(new TurnStarted { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq },
+            cancellationToken);
+
+    public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>
+        bus.Publish(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },
+            c => c.Durable = false, cancellationToken);
+
+    public Task ToolAsync(ChatRequested r, long seq, string tool, string status, CancellationToken cancellationToken) =>
+        bus.Publish(new ToolInvoked
+        {
+            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status,
+        }, cancellationToken);
+
+    public Task CompletedAsync(TurnCompleted completed) => bus.Publish(completed, CancellationToken.None);
+
+    public Task CancelledAsync(ChatRequested r, long seq, string partialText) =>
+        bus.Publish(new TurnCancelled
+        {
+            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, PartialText = partialText,
+        }, CancellationToken.None);
+
+    public Task FailedAsync(ChatRequested r, long seq, string code, string message) =>
+        FailedAsync(r.SessionId, r.RequestId, r.UserId, seq, code, message);
+
+    public Task FailedAsync(Guid sessionId, Guid requestId, string userId, long seq, string code, string message) =>
+        bus.Publish(new TurnFailed
+        {
+            SessionId = sessionId, RequestId = requestId, UserId = userId, Seq = seq, Code = code, Message = message,
+        }, CancellationToken.None);
+}

@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using System.Text;
+using Workers.Contracts;
+
+namespace Workers.Worker.Turns;
+
+/// <summary>
+/// The events of one turn attempt, numbered from the block of sequence numbers the attempt reserved. Reply text is
+/// coalesced: a delta goes out when <c>DeltaMaxChars</c> characters are pending or <c>DeltaInterval</c> has passed.
+/// </summary>
+public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars)
+{
+    private readonly StringBuilder _text = new();
+    private readonly StringBuilder _pending = new();
+    private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
+    private long _lastSeq = firstSeq - 1;
+
+    public ChatRequested Request => request;
+
+    public long FirstSeq => firstSeq;
+
+    /// <summary>The last sequence number used so far.</summary>
+    public long LastSeq => _lastSeq;
+
+    public string Text => _text.ToString();
+
+    public bool HasText => _text.Length > 0;
+
+    public long NextSeq() => ++_lastSeq;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => events.StartedAsync(request, NextSeq(), cancellationToken);
+
+    public async Task AppendAsync(string? text, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return;
+        }
+
+        _text.Append(text);
+        _pending.Append(text);
+        if (_pending.Length >= deltaMaxChars || _sinceFlush.Elapsed >= deltaInterval)
+        {
+            await FlushAsync(cancellationToken);
+        }
+    }
+
+    public async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_pending.Length == 0)
+        {
+            return;
+        }
+
+        var delta = _pending.ToString();
+        _pending.Clear();
+        _sinceFlush.Restart();
+        await events.DeltaAsync(request, NextSeq(), delta, cancellationToken);
+    }
+
+    public async Task ToolAsync(string tool, string status)
+    {
+        // Text before the tool call goes out first, so clients see events in the order they happened.
+        await FlushAsync(CancellationToken.None);
+        await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+    }
+}

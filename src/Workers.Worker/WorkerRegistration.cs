@@ -1,0 +1,70 @@
+using MassTransit;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+using Workers.Contracts;
+using Workers.Core.Hosting;
+using Workers.Core.Sessions;
+using Workers.Worker.Lanes;
+using Workers.Worker.Model;
+using Workers.Worker.Partitions;
+using Workers.Worker.Turns;
+
+namespace Workers.Worker;
+
+public static class WorkerRegistration
+{
+    public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
+    {
+        builder.AddWorkersCore(
+            x => x.AddConsumer<CancelTurnConsumer>(),
+            (context, cfg) =>
+                // Each worker hears every cancel on its own auto-deleted queue: out of band, never behind requests.
+                cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("worker-control"), e =>
+                {
+                    e.ConfigureConsumeTopology = false;
+                    e.Bind(Partitioning.ControlExchange, b => b.ExchangeType = "fanout");
+                    e.ConfigureConsumer<CancelTurnConsumer>(context);
+                }));
+
+        var services = builder.Services;
+        services.AddCheckedOptions<WorkerOptions>(WorkerOptions.SectionName);
+        services.AddCheckedOptions<ModelOptions>(ModelOptions.SectionName);
+        services.AddSingleton<WorkerIdentity>();
+        services.AddSingleton<SessionLanes>();
+        services.AddSingleton<ActiveTurns>();
+        services.AddSingleton<TurnEvents>();
+        services.AddSingleton<TurnProcessor>();
+        services.AddSingleton<PartitionDispatcher>();
+        services.AddSingleton<PartitionLeaseManager>();
+        services.AddHostedService(sp => sp.GetRequiredService<PartitionLeaseManager>());
+        services.AddHostedService<SessionRetentionService>();
+        services.AddChatModel(builder.Configuration);
+        services.AddHealthChecks().AddCheck<PartitionsHealthCheck>("partitions", tags: ["ready"]);
+        return builder;
+    }
+
+    private static void AddChatModel(this IServiceCollection services, ConfigurationManager configuration)
+    {
+        var options = configuration.GetSection(ModelOptions.SectionName).Get<ModelOptions>() ?? new ModelOptions();
+        if (options.Provider != "OpenAI")
+        {
+            services.AddSingleton<IChatCompletionService, OfflineChatModel>();
+            return;
+        }
+
+        var openAi = options.OpenAI;
+        if (string.IsNullOrWhiteSpace(openAi.Model))
+        {
+            throw new InvalidConfigurationException("Llm:OpenAI:Model is missing (Llm:Provider is OpenAI)");
+        }
+
+        if (!Uri.TryCreate(openAi.BaseUrl, UriKind.Absolute, out var endpoint))
+        {
+            throw new InvalidConfigurationException("Llm:OpenAI:BaseUrl must be an absolute URL (Llm:Provider is OpenAI)");
+        }
+
+#pragma warning disable SKEXP0010 // The custom endpoint is what makes the connector reach any OpenAI-compatible server.
+        services.AddOpenAIChatCompletion(openAi.Model, endpoint, openAi.ApiKey ?? "none");
+#pragma warning restore SKEXP0010
+    }
+}
