@@ -3,7 +3,8 @@ using Workers.Notifier;
 
 return await StartupGuard.RunAsync(async () =>
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // Content root next to the binaries, so appsettings.json and the chat page are found whatever the working directory.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
     builder.AddNotifier();
     var app = builder.Build();
     app.MapNotifier();

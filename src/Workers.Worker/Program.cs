@@ -3,7 +3,8 @@ using Workers.Worker;
 
 return await StartupGuard.RunAsync(async () =>
 {
-    var builder = WebApplication.CreateSlimBuilder(args);
+    // Content root next to the binaries, so appsettings.json is found whatever the working directory.
+    var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
     builder.AddWorker();
     var app = builder.Build();
     app.MapWorkerHealth();

@@ -97,8 +97,13 @@ public sealed class PartitionLeaseManager(
         {
             if (_leaseConnection is { State: System.Data.ConnectionState.Open })
             {
-                await using var leave = new NpgsqlCommand(
-                    "SELECT pg_advisory_unlock_all(); DELETE FROM workers.worker_members WHERE worker_id = $1", _leaseConnection);
+                await using (var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", _leaseConnection))
+                {
+                    await unlock.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+
+                // Leaving at once lets the others take the partitions now instead of after the member timeout.
+                await using var leave = new NpgsqlCommand("DELETE FROM workers.worker_members WHERE worker_id = $1", _leaseConnection);
                 leave.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
                 await leave.ExecuteNonQueryAsync(CancellationToken.None);
             }
@@ -119,17 +124,16 @@ public sealed class PartitionLeaseManager(
 
     private async Task TickAsync(CancellationToken cancellationToken)
     {
-        if (_broker is not { IsOpen: true })
+        if (!Ready)
         {
+            // Either connection gone means the leases or the deliveries are gone: start over from nothing.
             await DropAllAsync();
             _broker = await BrokerConnections.Factory(rabbitOptions.Value, $"worker {identity.Id}").CreateConnectionAsync(cancellationToken);
-            await using var channel = await _broker.CreateChannelAsync(cancellationToken: cancellationToken);
-            await RequestTopology.DeclareAsync(channel, topologyOptions.Value, cancellationToken);
-        }
+            await using (var channel = await _broker.CreateChannelAsync(cancellationToken: cancellationToken))
+            {
+                await RequestTopology.DeclareAsync(channel, topologyOptions.Value, cancellationToken);
+            }
 
-        if (_leaseConnection is not { State: System.Data.ConnectionState.Open })
-        {
-            await DropAllAsync();
             // Held for the worker's life and never returned to the pool: the advisory locks live on this session.
             _leaseConnection = await dataSource.OpenConnectionAsync(cancellationToken);
         }
@@ -175,15 +179,22 @@ public sealed class PartitionLeaseManager(
 
     private async Task<(int Rank, int Members)> HeartbeatAsync(CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(
-            """
-            INSERT INTO workers.worker_members (worker_id) VALUES ($1)
-                ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now();
-            DELETE FROM workers.worker_members WHERE heartbeat_at < now() - $2;
-            SELECT worker_id FROM workers.worker_members ORDER BY worker_id;
-            """, _leaseConnection);
-        command.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
-        command.Parameters.Add(new NpgsqlParameter { Value = _options.MemberTimeout });
+        await using var command = new NpgsqlBatch(_leaseConnection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand(
+                    "INSERT INTO workers.worker_members (worker_id) VALUES ($1) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()")
+                {
+                    Parameters = { new NpgsqlParameter { Value = identity.Id } },
+                },
+                new NpgsqlBatchCommand("DELETE FROM workers.worker_members WHERE heartbeat_at < now() - $1")
+                {
+                    Parameters = { new NpgsqlParameter { Value = _options.MemberTimeout } },
+                },
+                new NpgsqlBatchCommand("SELECT worker_id FROM workers.worker_members ORDER BY worker_id"),
+            },
+        };
         var members = new List<string>();
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole system on its local default: PostgreSQL and RabbitMQ on loopback (installed when missing),
+# migrations, ${WORKERS_COUNT:-2} worker processes and one notifier on http://127.0.0.1:5080. Ctrl-C stops it all.
+# WORKERS_KEEP_SERVICES=1 leaves PostgreSQL and RabbitMQ running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")"
+settings="$(bash compose/local/services.sh up)"
+set -a
+eval "$settings"
+set +a
+export DOTNET_ENVIRONMENT=${DOTNET_ENVIRONMENT:-Development} ASPNETCORE_ENVIRONMENT=${ASPNETCORE_ENVIRONMENT:-Development}
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "run: stopping ${#pids[@]} processes" >&2
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${WORKERS_KEEP_SERVICES:-0}" != 1 ]; then bash compose/local/services.sh down >&2 || true; fi
+}
+trap stop INT TERM EXIT
+
+dotnet build Workers.sln -c Release --nologo -v q
+out=bin/Release/net10.0
+dotnet "src/Workers.Migrator/$out/Workers.Migrator.dll"
+for i in $(seq 1 "${WORKERS_COUNT:-2}"); do
+  dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
+  pids+=($!)
+done
+dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
+pids+=($!)
+echo "run: ${WORKERS_COUNT:-2} workers and a notifier are running; notifier on http://127.0.0.1:5080; Ctrl-C stops" >&2
+wait -n "${pids[@]}" || true

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian machine: starts throwaway PostgreSQL and RabbitMQ (installing them when
+# missing) unless connection settings are already in the environment, runs the suite, stops what it started,
+# and ends with one line "N passed, N failed, N skipped" counted from the TRX results.
+set -euo pipefail
+cd "$(dirname "$0")"
+results="$PWD/TestResults"
+rm -rf "$results"
+started=""
+if [ -z "${ConnectionStrings__PostgresAdmin:-}" ] || [ -z "${RabbitMq__Host:-}" ]; then
+  settings="$(bash compose/local/services.sh up)"
+  started=yes
+  set -a
+  eval "$settings"
+  set +a
+fi
+stop() { if [ -n "$started" ]; then bash compose/local/services.sh down >&2 || true; fi; }
+trap stop EXIT
+
+status=0
+dotnet build Workers.sln -c Release -warnaserror --nologo -v q || status=$?
+if [ "$status" -eq 0 ]; then
+  dotnet test Workers.sln -c Release --no-build --nologo \
+    --logger "trx;LogFilePrefix=results" --logger "console;verbosity=normal" \
+    --results-directory "$results" -- xUnit.StopOnFail=false || status=$?
+fi
+
+# Count from the TRX files: <Counters total=".." executed=".." passed=".." failed=".." ... notExecuted=".." />
+count() {
+  cat "$results"/*.trx 2>/dev/null | awk -v key="$1" '
+    { while (match($0, key "=\"[0-9]+\"")) { v = substr($0, RSTART + length(key) + 2, RLENGTH - length(key) - 3); s += v; $0 = substr($0, RSTART + RLENGTH) } }
+    END { print s + 0 }' || echo 0
+}
+passed=$(count passed); failed=$(count failed); errors=$(count error); timeouts=$(count timeout); skipped=$(count notExecuted)
+failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} ))
+echo "${passed:-0} passed, ${failed} failed, ${skipped:-0} skipped"
+if [ "${passed:-0}" -eq 0 ] || [ "$failed" -ne 0 ]; then status=1; fi
+exit "$status"
