@@ -14,7 +14,7 @@ if [ -z "${ConnectionStrings__PostgresAdmin:-}" ] || [ -z "${RabbitMq__Host:-}" 
   eval "$settings"
   set +a
 fi
-stop() { if [ -n "$started" ]; then bash compose/local/services.sh down >&2 || true; fi; }
+stop() { if [ -n "$started" ]; then started=""; bash compose/local/services.sh down >&2 || true; fi; }
 trap stop EXIT
 
 status=0
@@ -25,6 +25,7 @@ if [ "$status" -eq 0 ]; then
     --results-directory "$results" -- xUnit.StopOnFail=false || status=$?
 fi
 
+stop
 # Count from the TRX files: <Counters total=".." executed=".." passed=".." failed=".." ... notExecuted=".." />
 count() {
   cat "$results"/*.trx 2>/dev/null | awk -v key="$1" '

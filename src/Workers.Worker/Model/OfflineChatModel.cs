@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -11,6 +12,8 @@ namespace Workers.Worker.Model;
 /// A deterministic model that needs no network. Its answer is built only from the history and message it is handed
 /// (and the session's notes tool), so it shows what the worker loaded: it can tell what was said before in this
 /// session, and nothing from any other. Notes requests go through the kernel, like a real model's tool calls.
+/// Two directives in a message stand in for a misbehaving provider: <c>#think=MS</c> waits before the first token,
+/// <c>#fail</c> throws.
 /// </summary>
 public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : IChatCompletionService
 {
@@ -38,6 +41,18 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
     {
         ArgumentNullException.ThrowIfNull(chatHistory);
         var offline = options.Value.Offline;
+        var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
+        // Directives that let demos and tests stand in for a slow or broken provider.
+        if (Think().Match(message) is { Success: true } think)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(int.Parse(think.Groups[1].Value, CultureInfo.InvariantCulture)), cancellationToken);
+        }
+
+        if (message.Contains("#fail", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException("the offline model was asked to fail (#fail)");
+        }
+
         var answer = await AnswerAsync(chatHistory, kernel, cancellationToken);
         var tokens = Tokenize(answer, offline.Tokens);
         var promptTokens = chatHistory.Sum(m => CountWords(m.Content));
@@ -109,6 +124,9 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
 
     private static int CountWords(string? text) =>
         string.IsNullOrEmpty(text) ? 0 : text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+
+    [GeneratedRegex(@"#think=(\d{1,7})\b")]
+    private static partial Regex Think();
 
     [GeneratedRegex(@"\bwhat did i (say|ask|write)\b|\bwhat have i (said|asked)\b", RegexOptions.IgnoreCase)]
     private static partial Regex AskedForEarlierMessages();

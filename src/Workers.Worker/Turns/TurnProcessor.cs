@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.SemanticKernel;
@@ -73,8 +74,15 @@ public sealed class TurnProcessor(
         var loaded = await LoadAsync(request);
         if (loaded is null)
         {
-            logger.LogInformation("Request {RequestId} of session {SessionId} already processed; acked without a reply",
+            logger.LogInformation("Request {RequestId} of session {SessionId} already processed; acked without a new turn",
                 request.RequestId, request.SessionId);
+            if (delivery.Redelivered)
+            {
+                // The broker redelivers only what was never acked: the worker may have died between the commit and
+                // publishing the outcome. Publish it again, with its original seq, so clients can drop a repeat.
+                await RepublishOutcomeAsync(request);
+            }
+
             await delivery.AckAsync();
             return;
         }
@@ -188,6 +196,33 @@ public sealed class TurnProcessor(
         }
 
         await delivery.AckAsync();
+    }
+
+    private async Task RepublishOutcomeAsync(ChatRequested request)
+    {
+        Turn? turn;
+        await using (var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None))
+        {
+            turn = await scope.Db.Turns.AsNoTracking().FirstOrDefaultAsync(t => t.RequestId == request.RequestId);
+        }
+
+        switch (turn?.Status)
+        {
+            case TurnStatus.Complete:
+                await events.CompletedAsync(new TurnCompleted
+                {
+                    SessionId = request.SessionId, RequestId = request.RequestId, UserId = request.UserId, Seq = turn.LastSeq,
+                    Text = turn.ReplyText, PromptTokens = turn.PromptTokens, CompletionTokens = turn.CompletionTokens,
+                    FirstTokenMs = 0, TotalMs = (turn.CompletedAt - turn.StartedAt).TotalMilliseconds,
+                });
+                break;
+            case TurnStatus.Cancelled:
+                await events.CancelledAsync(request, turn.LastSeq, turn.ReplyText);
+                break;
+            case TurnStatus.Failed:
+                await events.FailedAsync(request, turn.LastSeq, turn.ErrorCode ?? ErrorCodes.ModelError, "The model did not answer; please try again.");
+                break;
+        }
     }
 
     private async Task ParkAsync(ChatRequested request, PartitionDelivery delivery, LoadedSession loaded)

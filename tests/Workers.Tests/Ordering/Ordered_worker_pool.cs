@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.Ordering;
+
+/// <summary>One session's requests are processed strictly in publish order across a pool of worker processes,
+/// while the pool grows, shrinks and loses workers to SIGKILL.</summary>
+[Collection("worker pools")]
+public sealed class Ordered_worker_pool(ServicesFixture services)
+{
+    private static readonly Dictionary<string, string> RoomyLanes = new()
+    {
+        // Every session's 20 requests may sit in its lane at once: this test is about order, not backpressure.
+        ["Workers__MaxWaitingPerSession"] = "64",
+        ["Workers__PrefetchPerPartition"] = "64",
+    };
+
+    private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
+
+    [Fact]
+    public async Task Three_worker_processes_keep_500_sessions_of_20_requests_in_order()
+    {
+        await using var pool = await WorkerPool.CreateAsync(services, settings: RoomyLanes);
+        var workers = new[] { await pool.StartWorkerAsync(), await pool.StartWorkerAsync(), await pool.StartWorkerAsync() };
+        await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(20));
+        var load = new Load(sessions: 500, perSession: 20);
+
+        var clock = Stopwatch.StartNew();
+        await load.PublishAsync(pool.Broker);
+        var published = clock.Elapsed;
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(4));
+        Report($"{load.Total} turns by 3 workers in {clock.Elapsed.TotalSeconds:F1} s ({load.Total / clock.Elapsed.TotalSeconds:F0} turns/s; " +
+               $"publishing took {published.TotalSeconds:F1} s)");
+
+        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
+        await pool.Events.WaitForAsync(e => e.Count(x => x.Type == "TurnCompleted") >= load.Total, TimeSpan.FromSeconds(30), "all TurnCompleted");
+        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
+        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_turn_loses_nothing_and_its_partitions_move_within_10_seconds()
+    {
+        var settings = new Dictionary<string, string>(RoomyLanes) { ["Llm__Offline__TokenDelay"] = "00:00:00.002" };
+        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        var w1 = await pool.StartWorkerAsync();
+        var w2 = await pool.StartWorkerAsync();
+        var w3 = await pool.StartWorkerAsync();
+        await pool.WaitForBalanceAsync([w1, w2, w3], TimeSpan.FromSeconds(20));
+        var load = new Load(sessions: 200, perSession: 20);
+        var publishing = load.PublishAsync(pool.Broker);
+
+        await Load.WaitForTurnsAsync(pool, load.Total / 3, TimeSpan.FromMinutes(2));
+        Assert.Contains(w2.Log, l => l.Contains("owns partition", StringComparison.Ordinal));
+        w2.Kill();
+        var killedAt = Stopwatch.StartNew();
+        var w4 = await pool.StartWorkerAsync();
+        var rebalanced = await pool.WaitForBalanceAsync([w1, w3, w4], TimeSpan.FromSeconds(15));
+        Report($"every partition owned again {killedAt.Elapsed.TotalSeconds:F1} s after SIGKILL (balanced wait {rebalanced.TotalSeconds:F1} s)");
+        Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(10), $"took {killedAt.Elapsed}");
+
+        await publishing;
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3));
+        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
+        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
+            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
+        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
+        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+    }
+
+    [Fact]
+    public async Task Growing_from_one_to_four_workers_under_load_balances_partitions_and_keeps_order()
+    {
+        var settings = new Dictionary<string, string>(RoomyLanes) { ["Llm__Offline__TokenDelay"] = "00:00:00.005" };
+        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        var workers = new List<WorkerProcess> { await pool.StartWorkerAsync() };
+        await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(20));
+        var load = new Load(sessions: 200, perSession: 20);
+        // About 12 s of publishing, so every join happens under load.
+        var publishing = load.PublishAsync(pool.Broker, pause: TimeSpan.FromMilliseconds(600));
+
+        while (workers.Count < 4)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            workers.Add(await pool.StartWorkerAsync());
+            var balanced = await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(10));
+            Report($"{workers.Count} workers balanced {balanced.TotalSeconds:F1} s after the newest was ready; " +
+                   $"{await pool.TurnCountAsync()} turns so far");
+        }
+
+        await publishing;
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3));
+        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
+        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
+            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
+        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
+        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+    }
+}
