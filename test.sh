@@ -16,6 +16,16 @@ if [ -z "${ConnectionStrings__PostgresAdmin:-}" ] || [ -z "${RabbitMq__Host:-}" 
 fi
 stop() { if [ -n "$started" ]; then started=""; bash compose/local/services.sh down >&2 || true; fi; }
 trap stop EXIT
+# The chat page's browser test drives Debian's Chromium (a test tool's own browser download cannot work here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing chromium (apt-get)" >&2
+  case "$(DEBIAN_FRONTEND=noninteractive apt-cache policy chromium 2>/dev/null || true)" in
+    *"Candidate: "[0-9]*) ;;
+    *) apt-get update -qq </dev/null >&2 || true ;;
+  esac
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium \
+    </dev/null >&2 || echo "test.sh: could not install chromium; the browser test will fail" >&2
+fi
 
 status=0
 dotnet build Workers.sln -c Release -warnaserror --nologo -v q || status=$?

@@ -1,6 +1,14 @@
+using System.Text.Json.Serialization;
+using MassTransit;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using Workers.Contracts;
 using Workers.Core.Hosting;
-using Workers.Core.Messaging;
+using Workers.Notifier.Auth;
+using Workers.Notifier.Chat;
+using Workers.Notifier.Sending;
+using Workers.Notifier.Sessions;
 
 namespace Workers.Notifier;
 
@@ -8,17 +16,61 @@ public static class NotifierRegistration
 {
     public static WebApplicationBuilder AddNotifier(this WebApplicationBuilder builder)
     {
-        builder.AddWorkersCore(_ => { });
-        builder.Services.AddHostedService<TopologyDeclaration>();
+        builder.AddWorkersCore(
+            x =>
+            {
+                x.AddConsumer<ChatEventConsumer<TurnStarted>>();
+                x.AddConsumer<ChatEventConsumer<ReplyDelta>>();
+                x.AddConsumer<ChatEventConsumer<ToolInvoked>>();
+                x.AddConsumer<ChatEventConsumer<TurnCompleted>>();
+                x.AddConsumer<ChatEventConsumer<TurnFailed>>();
+                x.AddConsumer<ChatEventConsumer<TurnCancelled>>();
+                x.AddConsumer<TurnProgressConsumer>();
+            },
+            (context, cfg) =>
+                // Each instance has its own auto-deleted queue on the events fanout and delivers to its own connections.
+                cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("notifier-events"), e =>
+                {
+                    e.ConfigureConsumeTopology = false;
+                    e.Bind(Partitioning.EventsExchange, b => b.ExchangeType = "fanout");
+                    e.PrefetchCount = 512;
+                    // One at a time keeps each session's events in the order the worker published them.
+                    e.ConcurrentMessageLimit = 1;
+                    e.ConfigureConsumers(context);
+                }));
+
+        var services = builder.Services;
+        builder.AddNotifierAuth();
+        services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
+        services.AddSingleton<SessionSubscriptions>();
+        services.AddSingleton<TurnProgressQuery>();
+        services.AddSingleton<SessionReplay>();
+        services.AddSingleton<TurnsInFlight>();
+        services.AddSingleton<MessageSender>();
+        services.AddHostedService<TopologyDeclaration>();
+        services.AddSignalR(o => o.AddFilter<HubErrors>())
+            .AddJsonProtocol(o => o.PayloadSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull);
+        services.AddOptions<HubOptions>().Configure<IOptions<LimitOptions>>((hub, limits) =>
+            hub.MaximumReceiveMessageSize = limits.Value.MaxHubMessageBytes);
+        services.AddProblemDetails();
         return builder;
     }
 
     public static WebApplication MapNotifier(this WebApplication app)
     {
+        app.UseHubOriginCheck();
+        app.UseDefaultFiles();
+        app.UseStaticFiles();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapHub<ChatHub>(AuthRegistration.HubPath, o => o.CloseOnAuthenticationExpiration = true);
+        app.MapSessionEndpoints();
+        app.MapDevTokens();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
         app.Lifetime.ApplicationStarted.Register(() =>
-            app.Logger.LogInformation("Notifier ready on {Addresses}", string.Join(", ", app.Urls)));
+            app.Logger.LogInformation("Notifier ready on {Addresses} ({Environment})", string.Join(", ", app.Urls),
+                app.Environment.EnvironmentName));
         return app;
     }
 }

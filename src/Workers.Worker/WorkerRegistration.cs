@@ -16,7 +16,11 @@ public static class WorkerRegistration
     public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
     {
         builder.AddWorkersCore(
-            x => x.AddConsumer<CancelTurnConsumer>(),
+            x =>
+            {
+                x.AddConsumer<CancelTurnConsumer>();
+                x.AddConsumer<TurnProgressConsumer>();
+            },
             (context, cfg) =>
                 // Each worker hears every cancel on its own auto-deleted queue: out of band, never behind requests.
                 cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("worker-control"), e =>
@@ -24,6 +28,7 @@ public static class WorkerRegistration
                     e.ConfigureConsumeTopology = false;
                     e.Bind(Partitioning.ControlExchange, b => b.ExchangeType = "fanout");
                     e.ConfigureConsumer<CancelTurnConsumer>(context);
+                    e.ConfigureConsumer<TurnProgressConsumer>(context);
                 }));
 
         var services = builder.Services;

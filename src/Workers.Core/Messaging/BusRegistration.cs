@@ -40,6 +40,8 @@ public static class BusRegistration
         cfg.Publish<ChatRequested>(p => p.ExchangeType = "direct");
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
         cfg.Message<CancelTurn>(m => m.SetEntityName(Partitioning.ControlExchange));
+        cfg.Message<TurnProgressRequested>(m => m.SetEntityName(Partitioning.ControlExchange));
+        cfg.Message<TurnProgress>(m => m.SetEntityName(Partitioning.EventsExchange));
         cfg.Message<TurnStarted>(m => m.SetEntityName(Partitioning.EventsExchange));
         cfg.Message<ReplyDelta>(m => m.SetEntityName(Partitioning.EventsExchange));
         cfg.Message<ToolInvoked>(m => m.SetEntityName(Partitioning.EventsExchange));

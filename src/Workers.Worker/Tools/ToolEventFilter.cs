@@ -4,7 +4,7 @@ using Workers.Worker.Turns;
 namespace Workers.Worker.Tools;
 
 /// <summary>Emits <c>ToolInvoked</c> (name and outcome, never arguments or results) for every function the model calls.</summary>
-public sealed class ToolEventFilter(TurnReply stream) : IFunctionInvocationFilter
+public sealed class ToolEventFilter(TurnReply reply) : IFunctionInvocationFilter
 {
     public async Task OnFunctionInvocationAsync(FunctionInvocationContext context, Func<FunctionInvocationContext, Task> next)
     {
@@ -17,10 +17,10 @@ public sealed class ToolEventFilter(TurnReply stream) : IFunctionInvocationFilte
         }
         catch (Exception) when (!context.CancellationToken.IsCancellationRequested)
         {
-            await stream.ToolAsync(tool, "error");
+            await reply.ToolAsync(tool, "error");
             throw;
         }
 
-        await stream.ToolAsync(tool, "ok");
+        await reply.ToolAsync(tool, "ok");
     }
 }

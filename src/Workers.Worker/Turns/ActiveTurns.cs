@@ -10,10 +10,14 @@ public sealed class ActiveTurns
 {
     private static readonly TimeSpan PendingCancelLifetime = TimeSpan.FromMinutes(10);
     private readonly ConcurrentDictionary<Guid, (string UserId, CancellationTokenSource Cancel)> _running = new();
+    private readonly ConcurrentDictionary<Guid, TurnReply> _bySession = new();
     private readonly ConcurrentDictionary<Guid, (string UserId, DateTimeOffset At)> _pendingCancels = new();
 
-    public CancellationTokenSource Start(Guid requestId, string userId)
+    public CancellationTokenSource Start(TurnReply reply)
     {
+        ArgumentNullException.ThrowIfNull(reply);
+        var (requestId, userId) = (reply.Request.RequestId, reply.Request.UserId);
+        _bySession[reply.Request.SessionId] = reply;
         var cancel = new CancellationTokenSource();
         _running[requestId] = (userId, cancel);
         if (_pendingCancels.TryRemove(requestId, out var pending) && pending.UserId == userId)
@@ -24,8 +28,14 @@ public sealed class ActiveTurns
         return cancel;
     }
 
-    public void Finish(Guid requestId)
+    /// <summary>The turn of <paramref name="sessionId"/> running here, if any.</summary>
+    public TurnReply? Running(Guid sessionId) => _bySession.TryGetValue(sessionId, out var reply) ? reply : null;
+
+    public void Finish(TurnReply reply)
     {
+        ArgumentNullException.ThrowIfNull(reply);
+        var requestId = reply.Request.RequestId;
+        _bySession.TryRemove(new KeyValuePair<Guid, TurnReply>(reply.Request.SessionId, reply));
         if (_running.TryRemove(requestId, out var turn))
         {
             turn.Cancel.Dispose();

@@ -94,18 +94,18 @@ public sealed class TurnProcessor(
             return;
         }
 
-        var stream = new TurnReply(request, loaded.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars);
-        using var cancel = activeTurns.Start(request.RequestId, request.UserId);
+        var reply = new TurnReply(request, loaded.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars);
+        using var cancel = activeTurns.Start(reply);
         var outcome = TurnStatus.Complete;
         string? errorCode = null;
         int promptTokens = 0, completionTokens = 0;
         double firstTokenMs = 0;
         try
         {
-            await stream.StartedAsync(CancellationToken.None);
+            await reply.StartedAsync(CancellationToken.None);
             var kernel = new Kernel();
             kernel.Plugins.AddFromObject(new SessionNotesPlugin(store, request.UserId, request.SessionId), "notes");
-            kernel.FunctionInvocationFilters.Add(new ToolEventFilter(stream));
+            kernel.FunctionInvocationFilters.Add(new ToolEventFilter(reply));
             var settings = new OpenAIPromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
             timeout.CancelAfter(_model.CallTimeout);
@@ -117,7 +117,7 @@ public sealed class TurnProcessor(
                     firstTokenMs = clock.Elapsed.TotalMilliseconds;
                 }
 
-                await stream.AppendAsync(chunk.Content, CancellationToken.None);
+                await reply.AppendAsync(chunk.Content, CancellationToken.None);
                 if (chunk.Metadata?.TryGetValue("PromptTokens", out var p) == true && p is int pt)
                 {
                     promptTokens = pt;
@@ -129,13 +129,13 @@ public sealed class TurnProcessor(
                 }
             }
 
-            await stream.FlushAsync(CancellationToken.None);
+            await reply.FlushAsync(CancellationToken.None);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             outcome = TurnStatus.Cancelled;
             errorCode = ErrorCodes.Cancelled;
-            await stream.FlushAsync(CancellationToken.None);
+            await reply.FlushAsync(CancellationToken.None);
         }
         catch (Exception e) when (e is HttpOperationException or OperationCanceledException or HttpRequestException)
         {
@@ -143,14 +143,14 @@ public sealed class TurnProcessor(
                 request.RequestId, request.SessionId, e.GetType().Name);
             outcome = TurnStatus.Failed;
             errorCode = ErrorCodes.ModelError;
-            await stream.FlushAsync(CancellationToken.None);
+            await reply.FlushAsync(CancellationToken.None);
         }
         finally
         {
-            activeTurns.Finish(request.RequestId);
+            activeTurns.Finish(reply);
         }
 
-        var finalSeq = stream.NextSeq();
+        var finalSeq = reply.NextSeq();
         var turn = new Turn
         {
             SessionId = request.SessionId,
@@ -158,12 +158,12 @@ public sealed class TurnProcessor(
             OwnerId = request.UserId,
             RequestId = request.RequestId,
             UserText = request.Text,
-            ReplyText = stream.Text,
+            ReplyText = reply.Text,
             Status = outcome,
             ErrorCode = errorCode,
             PromptTokens = promptTokens,
-            CompletionTokens = completionTokens == 0 ? EstimateTokens(stream.Text) : completionTokens,
-            FirstSeq = stream.FirstSeq,
+            CompletionTokens = completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens,
+            FirstSeq = reply.FirstSeq,
             LastSeq = finalSeq,
             StartedAt = startedAt,
         };

@@ -10,6 +10,7 @@ namespace Workers.Worker.Turns;
 /// </summary>
 public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars)
 {
+    private readonly Lock _gate = new();
     private readonly StringBuilder _text = new();
     private readonly StringBuilder _pending = new();
     private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
@@ -22,11 +23,33 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     /// <summary>The last sequence number used so far.</summary>
     public long LastSeq => _lastSeq;
 
-    public string Text => _text.ToString();
+    public string Text
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _text.ToString();
+            }
+        }
+    }
 
-    public bool HasText => _text.Length > 0;
+    /// <summary>The text already handed to the event publisher and the seq of the last event, read together.</summary>
+    public (string Text, long LastSeq) Published()
+    {
+        lock (_gate)
+        {
+            return (_text.ToString(0, _text.Length - _pending.Length), _lastSeq);
+        }
+    }
 
-    public long NextSeq() => ++_lastSeq;
+    public long NextSeq()
+    {
+        lock (_gate)
+        {
+            return ++_lastSeq;
+        }
+    }
 
     public Task StartedAsync(CancellationToken cancellationToken) => events.StartedAsync(request, NextSeq(), cancellationToken);
 
@@ -37,9 +60,15 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
             return;
         }
 
-        _text.Append(text);
-        _pending.Append(text);
-        if (_pending.Length >= deltaMaxChars || _sinceFlush.Elapsed >= deltaInterval)
+        bool due;
+        lock (_gate)
+        {
+            _text.Append(text);
+            _pending.Append(text);
+            due = _pending.Length >= deltaMaxChars || _sinceFlush.Elapsed >= deltaInterval;
+        }
+
+        if (due)
         {
             await FlushAsync(cancellationToken);
         }
@@ -47,15 +76,22 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (_pending.Length == 0)
+        string delta;
+        long seq;
+        lock (_gate)
         {
-            return;
+            if (_pending.Length == 0)
+            {
+                return;
+            }
+
+            delta = _pending.ToString();
+            _pending.Clear();
+            _sinceFlush.Restart();
+            seq = ++_lastSeq;
         }
 
-        var delta = _pending.ToString();
-        _pending.Clear();
-        _sinceFlush.Restart();
-        await events.DeltaAsync(request, NextSeq(), delta, cancellationToken);
+        await events.DeltaAsync(request, seq, delta, cancellationToken);
     }
 
     public async Task ToolAsync(string tool, string status)

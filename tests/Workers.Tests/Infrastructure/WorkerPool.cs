@@ -81,6 +81,37 @@ public sealed class WorkerPool : IAsyncDisposable
         return worker;
     }
 
+    /// <summary>Test key for the notifier's bearer tokens.</summary>
+    public const string SigningKey = "test-signing-key-0123456789-0123456789-abcdef";
+
+    /// <summary>Starts a notifier process on a free loopback port, in Development unless told otherwise.</summary>
+    public async Task<NotifierProcess> StartNotifierAsync(IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var port = FreePort();
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["Urls"] = $"http://127.0.0.1:{port}",
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Auth__SigningKey"] = SigningKey,
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
+        var process = WorkerProcess.StartHost("Workers.Notifier", $"notifier{Interlocked.Increment(ref _started)}", settings);
+        _workers.Add(process);
+        await process.WaitForLogAsync("Notifier ready", TimeSpan.FromSeconds(60));
+        return new NotifierProcess(process, new Uri($"http://127.0.0.1:{port}"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>Partitions whose lease is held right now, by the worker id that acquired it.</summary>
     public async Task<IReadOnlyDictionary<string, int>> OwnershipAsync()
     {

@@ -1,0 +1,3 @@
+namespace Workers.Notifier.Auth;
+
+public sealed record DevTokenRequest(string? UserId);

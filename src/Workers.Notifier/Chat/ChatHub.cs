@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.SignalR;
+using Workers.Core.Sessions;
+using Workers.Notifier.Auth;
+using Workers.Notifier.Sending;
+using Workers.Notifier.Sessions;
+
+namespace Workers.Notifier.Chat;
+
+/// <summary>
+/// The browser's door. The user is always the token's subject; every session operation is checked in PostgreSQL as
+/// that user, and another user's session is indistinguishable from a missing one. Errors reach the client as
+/// <see cref="HubException"/>s whose message starts with the error code (see <see cref="HubErrors"/>).
+/// </summary>
+[Authorize]
+public sealed class ChatHub(
+    SessionLifecycle sessions, SessionSubscriptions subscriptions, SessionReplay replay, MessageSender sender) : Hub
+{
+    private string UserId => Context.User!.UserId();
+
+    public Task<SessionSummary> CreateSession(string? title) => sessions.CreateAsync(UserId, title, Context.ConnectionAborted);
+
+    public Task<IReadOnlyList<SessionSummary>> ListSessions() => sessions.ListAsync(UserId, Context.ConnectionAborted);
+
+    /// <summary>Returns every event after <paramref name="afterSeq"/>; live events follow through <c>event</c>.</summary>
+    public async Task<IReadOnlyList<ClientEvent>> Subscribe(string sessionId, long afterSeq)
+    {
+        var id = SessionIds.Parse(sessionId);
+        await sessions.GetAsync(UserId, id, Context.ConnectionAborted);
+        // Registered before the history is read, so nothing published meanwhile falls between the two.
+        var subscriber = subscriptions.Begin(Context.ConnectionId, UserId, id, Math.Max(0, afterSeq));
+        try
+        {
+            var events = await replay.AfterAsync(UserId, id, Math.Max(0, afterSeq), Context.ConnectionAborted);
+            return SessionSubscriptions.GoLive(subscriber, events);
+        }
+        catch
+        {
+            subscriptions.Remove(Context.ConnectionId, id);
+            throw;
+        }
+    }
+
+    public void Unsubscribe(string sessionId) => subscriptions.Remove(Context.ConnectionId, SessionIds.Parse(sessionId));
+
+    public Task<Guid> SendMessage(string sessionId, string text, string? requestId) =>
+        sender.SendAsync(UserId, SessionIds.Parse(sessionId), text, SessionIds.ParseOptional(requestId, "requestId"),
+            Context.ConnectionAborted);
+
+    public Task CancelTurn(string sessionId, string requestId) =>
+        sender.CancelAsync(UserId, SessionIds.Parse(sessionId), SessionIds.Parse(requestId, "requestId"), Context.ConnectionAborted);
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        subscriptions.RemoveConnection(Context.ConnectionId);
+        return base.OnDisconnectedAsync(exception);
+    }
+}

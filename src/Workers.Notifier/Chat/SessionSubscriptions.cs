@@ -1,0 +1,123 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Workers.Notifier.Chat;
+
+/// <summary>
+/// Which connection watches which session, and the delivery of events to them. A connection is added only after its
+/// user's ownership of the session was checked in PostgreSQL; an event goes only to connections of the session whose
+/// user is the event's owner. While a subscription replays history, live events for it are held back and merged
+/// into the replay by seq, so the client gets each event after its last seq once, in order.
+/// </summary>
+public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
+{
+    private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<string, Subscriber>> _bySession = new();
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Subscriber>> _byConnection = new();
+
+    public int Count => _byConnection.Sum(c => c.Value.Count);
+
+    /// <summary>Registers a subscription in replay mode: live events are buffered until <see cref="GoLive"/>.</summary>
+    public Subscriber Begin(string connectionId, string userId, Guid sessionId, long afterSeq)
+    {
+        var subscriber = new Subscriber(connectionId, userId, sessionId, afterSeq);
+        _bySession.GetOrAdd(sessionId, _ => new())[connectionId] = subscriber;
+        _byConnection.GetOrAdd(connectionId, _ => new())[sessionId] = subscriber;
+        return subscriber;
+    }
+
+    /// <summary>Merges the replay with what arrived meanwhile; from now on events go straight to the connection.</summary>
+    public static IReadOnlyList<ClientEvent> GoLive(Subscriber subscriber, IEnumerable<ClientEvent> replay)
+    {
+        ArgumentNullException.ThrowIfNull(subscriber);
+        lock (subscriber.Gate)
+        {
+            var merged = replay.Concat(subscriber.Buffer)
+                .Where(e => e.Seq > subscriber.LastSeq)
+                .GroupBy(e => e.Seq).Select(g => g.First())
+                .OrderBy(e => e.Seq)
+                .ToList();
+            subscriber.Buffer.Clear();
+            subscriber.LastSeq = merged.Count > 0 ? merged[^1].Seq : subscriber.LastSeq;
+            subscriber.Live = true;
+            return merged;
+        }
+    }
+
+    public void Remove(string connectionId, Guid sessionId)
+    {
+        if (_byConnection.TryGetValue(connectionId, out var sessions))
+        {
+            sessions.TryRemove(sessionId, out _);
+        }
+
+        if (_bySession.TryGetValue(sessionId, out var connections))
+        {
+            connections.TryRemove(connectionId, out _);
+        }
+    }
+
+    public void RemoveConnection(string connectionId)
+    {
+        if (_byConnection.TryRemove(connectionId, out var sessions))
+        {
+            foreach (var sessionId in sessions.Keys)
+            {
+                Remove(connectionId, sessionId);
+            }
+        }
+    }
+
+    /// <summary>Called for each event in the order this notifier's queue delivers them (one at a time).</summary>
+    public async Task DeliverAsync(ClientEvent clientEvent)
+    {
+        ArgumentNullException.ThrowIfNull(clientEvent);
+        if (!_bySession.TryGetValue(clientEvent.SessionId, out var subscribers))
+        {
+            return;
+        }
+
+        foreach (var subscriber in subscribers.Values)
+        {
+            // The owner check on every event, not only at subscribe: a subscription never sees another user's event.
+            if (subscriber.UserId != clientEvent.UserId)
+            {
+                continue;
+            }
+
+            lock (subscriber.Gate)
+            {
+                if (!subscriber.Live)
+                {
+                    subscriber.Buffer.Add(clientEvent);
+                    continue;
+                }
+
+                if (clientEvent.Seq <= subscriber.LastSeq)
+                {
+                    continue;
+                }
+
+                subscriber.LastSeq = clientEvent.Seq;
+            }
+
+            await hub.Clients.Client(subscriber.ConnectionId).SendAsync("event", clientEvent);
+        }
+    }
+
+    public sealed class Subscriber(string connectionId, string userId, Guid sessionId, long afterSeq)
+    {
+        public string ConnectionId { get; } = connectionId;
+
+        public string UserId { get; } = userId;
+
+        public Guid SessionId { get; } = sessionId;
+
+        internal Lock Gate { get; } = new();
+
+        internal List<ClientEvent> Buffer { get; } = [];
+
+        internal bool Live { get; set; }
+
+        internal long LastSeq { get; set; } = afterSeq;
+    }
+}

@@ -1,0 +1,23 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Workers.Notifier.Sending;
+
+/// <summary>What one user may send; section <c>Limits</c>. Defaults follow LibreChat's (40 per minute, 2 at once).</summary>
+public sealed class LimitOptions
+{
+    public const string SectionName = "Limits";
+
+    [Range(1, 100_000)]
+    public int MessagesPerMinute { get; set; } = 40;
+
+    /// <summary>Turns of one user sent or running at once, across sessions and notifier instances.</summary>
+    [Range(1, 10_000)]
+    public int ConcurrentTurns { get; set; } = 2;
+
+    /// <summary>Largest hub message a connection may send; a bigger one closes the connection.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxHubMessageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Origins a browser may open the hub from; empty means the notifier's own origin only.</summary>
+    public string[] AllowedOrigins { get; set; } = [];
+}

@@ -1,0 +1,78 @@
+using System.Threading.RateLimiting;
+using MassTransit;
+using Microsoft.Extensions.Options;
+using Workers.Contracts;
+using Workers.Core.Sessions;
+
+namespace Workers.Notifier.Sending;
+
+/// <summary>
+/// The ingress: a user's message becomes a <see cref="ChatRequested"/> on the partitioned exchange, with the user id
+/// from the token, after the session's ownership and the user's limits were checked. A refusal publishes nothing.
+/// </summary>
+public sealed class MessageSender(
+    SessionLifecycle sessions, IBus bus, TurnsInFlight turnsInFlight, IOptions<LimitOptions> options, ILogger<MessageSender> logger)
+    : IDisposable
+{
+    private readonly PartitionedRateLimiter<string> _rate = PartitionedRateLimiter.Create<string, string>(user =>
+        RateLimitPartition.GetTokenBucketLimiter(user, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = options.Value.MessagesPerMinute,
+            TokensPerPeriod = 1,
+            ReplenishmentPeriod = TimeSpan.FromMinutes(1) / options.Value.MessagesPerMinute,
+            QueueLimit = 0,
+        }));
+
+    public async Task<Guid> SendAsync(string userId, Guid sessionId, string? text, Guid? requestId, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw new ChatErrorException(ErrorCodes.InvalidRequest, "text must not be empty");
+        }
+
+        if (text.Length > ChatLimits.MaxTextLength)
+        {
+            throw new ChatErrorException(ErrorCodes.TooLarge, $"text is {text.Length} characters, more than {ChatLimits.MaxTextLength}");
+        }
+
+        await sessions.GetAsync(userId, sessionId, cancellationToken);
+        if (turnsInFlight.Count(userId) >= options.Value.ConcurrentTurns)
+        {
+            throw new ChatErrorException(ErrorCodes.RateLimited,
+                $"{options.Value.ConcurrentTurns} replies are already running; wait for one to finish");
+        }
+
+        using var lease = _rate.AttemptAcquire(userId);
+        if (!lease.IsAcquired)
+        {
+            throw new ChatErrorException(ErrorCodes.RateLimited, $"more than {options.Value.MessagesPerMinute} messages a minute");
+        }
+
+        var request = new ChatRequested
+        {
+            RequestId = requestId ?? NewId.NextGuid(), SessionId = sessionId, UserId = userId, Text = text, SentAt = DateTimeOffset.UtcNow,
+        };
+        turnsInFlight.Sent(userId, request.RequestId);
+        try
+        {
+            await bus.Publish(request, cancellationToken);
+        }
+        catch
+        {
+            turnsInFlight.Ended(userId, request.RequestId);
+            throw;
+        }
+
+        logger.LogInformation("Request {RequestId} for session {SessionId} published", request.RequestId, sessionId);
+        return request.RequestId;
+    }
+
+    public async Task CancelAsync(string userId, Guid sessionId, Guid requestId, CancellationToken cancellationToken)
+    {
+        await sessions.GetAsync(userId, sessionId, cancellationToken);
+        await bus.Publish(new CancelTurn { SessionId = sessionId, RequestId = requestId, UserId = userId }, c => c.Durable = false,
+            cancellationToken);
+    }
+
+    public void Dispose() => _rate.Dispose();
+}

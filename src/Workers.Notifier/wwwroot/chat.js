@@ -1,0 +1,844 @@
+// The notifier's chat page: sign in with a development token, manage sessions over the REST API, send messages and
+// watch replies stream over the SignalR hub (/hubs/chat). No framework; every piece of data reaches the DOM through
+// textContent, never as HTML.
+'use strict';
+
+(() => {
+  const MAX_TEXT = 16000;
+  const HISTORY_PAGE = 200;
+  const DEFAULT_TITLE = 'New chat';
+  const STORAGE = { token: 'workers.chat.token', user: 'workers.chat.user', session: 'workers.chat.session' };
+  const TERMINAL = new Set(['complete', 'cancelled', 'failed']);
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    signInForm: $('sign-in-form'),
+    userId: $('user-id'),
+    signIn: $('sign-in'),
+    account: $('account'),
+    signedInAs: $('signed-in-as'),
+    connection: $('connection-state'),
+    signOut: $('sign-out'),
+    error: $('error'),
+    errorText: $('error-text'),
+    errorDismiss: $('error-dismiss'),
+    newSession: $('new-session'),
+    sessionList: $('session-list'),
+    noSessions: $('no-sessions'),
+    title: $('session-title'),
+    sessionActions: $('session-actions'),
+    rename: $('rename-session'),
+    remove: $('delete-session'),
+    messages: $('messages'),
+    composer: $('composer'),
+    input: $('message-input'),
+    send: $('send'),
+    stop: $('stop'),
+  };
+
+  const state = {
+    token: null,
+    userId: null,
+    connection: null,
+    starting: null, // the promise of the connection's first start
+    generation: 0, // bumped at sign-out, so late answers for the previous user are dropped
+    sessions: new Map(), // id -> { id, title, createdAt, lastActiveAt, turns }
+    views: new Map(), // id -> the open session's thread, turns and stream position
+    currentId: null,
+  };
+
+  // ---- errors ------------------------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(code, message) {
+      super(message ? `${code}: ${message}` : code);
+      this.code = code;
+    }
+  }
+
+  /** "code: detail" from a fetch problem, a HubException ("... HubException: session_not_found: ...") or anything. */
+  function describe(error) {
+    if (error instanceof ApiError) return error.message;
+    const text = String((error && error.message) || error || 'unknown error');
+    const hub = /HubException: ([\s\S]*)$/.exec(text);
+    return hub ? hub[1] : text;
+  }
+
+  function showError(error) {
+    ui.errorText.textContent = typeof error === 'string' ? error : describe(error);
+    ui.error.hidden = false;
+  }
+
+  function clearError() {
+    ui.errorText.textContent = '';
+    ui.error.hidden = true;
+  }
+
+  // ---- REST --------------------------------------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const generation = state.generation;
+    const headers = { Accept: 'application/json' };
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (error) {
+      throw new ApiError('network_error', `could not reach the server (${describe(error)})`);
+    }
+
+    if (generation !== state.generation) throw new ApiError('signed_out', 'signed out meanwhile');
+    if (response.status === 401 && state.token) {
+      signOut();
+      throw new ApiError('unauthorized', 'your sign-in has expired or was refused; sign in again');
+    }
+
+    if (!response.ok) {
+      let problem = {};
+      try {
+        problem = await response.json();
+      } catch {
+        // not a problem-details body
+      }
+      throw new ApiError(problem.code || `http_${response.status}`, problem.detail || problem.title || response.statusText);
+    }
+
+    if (response.status === 204) return null;
+    const type = response.headers.get('Content-Type') || '';
+    return type.includes('json') ? response.json() : null;
+  }
+
+  // ---- sign in and out ---------------------------------------------------------------------------------------------
+
+  async function signIn(userId) {
+    clearError();
+    ui.signIn.disabled = true;
+    try {
+      const response = await fetch('/dev/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ userId }),
+      });
+      if (response.status === 404) {
+        throw new ApiError('not_available', 'development sign-in exists only when the notifier runs in Development');
+      }
+      if (!response.ok) {
+        let problem = {};
+        try {
+          problem = await response.json();
+        } catch {
+          // not a problem-details body
+        }
+        throw new ApiError(problem.code || `http_${response.status}`, problem.detail || problem.title || response.statusText);
+      }
+      const { token } = await response.json();
+      sessionStorage.setItem(STORAGE.token, token);
+      sessionStorage.setItem(STORAGE.user, userId);
+      await start(token, userId);
+    } catch (error) {
+      showError(error);
+    } finally {
+      ui.signIn.disabled = false;
+    }
+  }
+
+  async function start(token, userId) {
+    state.token = token;
+    state.userId = userId;
+    ui.signedInAs.textContent = userId;
+    ui.signInForm.hidden = true;
+    ui.account.hidden = false;
+    ui.newSession.disabled = false;
+    ui.title.textContent = 'Choose a chat or start a new one';
+    connect();
+    await refreshSessions();
+    const remembered = sessionStorage.getItem(STORAGE.session);
+    const first = remembered && state.sessions.has(remembered) ? remembered : sortedSessions()[0]?.id;
+    if (first) await selectSession(first);
+  }
+
+  function signOut() {
+    state.generation += 1;
+    const connection = state.connection;
+    state.connection = null;
+    state.starting = null;
+    if (connection) connection.stop().catch(() => {});
+    state.token = null;
+    state.userId = null;
+    state.sessions.clear();
+    state.views.clear();
+    state.currentId = null;
+    sessionStorage.removeItem(STORAGE.token);
+    sessionStorage.removeItem(STORAGE.user);
+    sessionStorage.removeItem(STORAGE.session);
+    ui.signedInAs.textContent = '';
+    ui.account.hidden = true;
+    ui.signInForm.hidden = false;
+    ui.newSession.disabled = true;
+    ui.sessionList.replaceChildren();
+    ui.noSessions.hidden = true;
+    ui.messages.replaceChildren();
+    ui.title.textContent = 'Sign in to start chatting';
+    ui.sessionActions.hidden = true;
+    setConnectionState('disconnected');
+    updateComposer();
+    ui.userId.focus();
+  }
+
+  // ---- the hub connection ------------------------------------------------------------------------------------------
+
+  function setConnectionState(value) {
+    ui.connection.dataset.state = value;
+    ui.connection.textContent = { connected: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' }[value] || 'offline';
+    updateComposer();
+  }
+
+  function connected() {
+    return state.connection !== null && state.connection.state === signalR.HubConnectionState.Connected;
+  }
+
+  function connect() {
+    const generation = state.generation;
+    const connection = new signalR.HubConnectionBuilder()
+      .withUrl('/hubs/chat', { accessTokenFactory: () => state.token })
+      // Keep trying: 0 s, 1 s, 2 s, 4 s ... at most 30 s apart.
+      .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (retry) => Math.min(30000, retry.previousRetryCount === 0 ? 0 : 1000 * 2 ** (retry.previousRetryCount - 1)) })
+      .configureLogging(signalR.LogLevel.Warning)
+      .build();
+    state.connection = connection;
+
+    connection.on('event', (e) => {
+      if (generation === state.generation) onEvent(e);
+    });
+    connection.onreconnecting(() => {
+      if (generation === state.generation) setConnectionState('reconnecting');
+    });
+    connection.onreconnected(() => {
+      if (generation !== state.generation) return;
+      setConnectionState('connected');
+      clearError();
+      for (const view of state.views.values()) {
+        if (view.loaded) subscribe(view); // resume each open session after the last seq it saw
+      }
+      refreshSessions().catch(showError);
+    });
+    connection.onclose((error) => {
+      if (generation !== state.generation) return; // signed out: closed on purpose
+      setConnectionState('disconnected');
+      showError(`connection closed${error ? `: ${describe(error)}` : ''}; retrying`);
+      setTimeout(() => restart(connection, generation), 3000);
+    });
+
+    setConnectionState('connecting');
+    state.starting = startConnection(connection, generation);
+  }
+
+  async function startConnection(connection, generation) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await connection.start();
+        break;
+      } catch (error) {
+        if (generation !== state.generation) return;
+        if (/401|Unauthorized/.test(describe(error))) {
+          signOut();
+          showError('your sign-in has expired or was refused; sign in again');
+          return;
+        }
+        showError(`could not connect to the chat hub: ${describe(error)}; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(30000, 1000 * 2 ** attempt)));
+        if (generation !== state.generation) return;
+      }
+    }
+    if (generation !== state.generation) return;
+    setConnectionState('connected');
+    if (ui.errorText.textContent.startsWith('could not connect')) clearError();
+    for (const view of state.views.values()) {
+      if (view.loaded) subscribe(view);
+    }
+  }
+
+  function restart(connection, generation) {
+    if (generation !== state.generation || state.connection !== connection) return;
+    if (connection.state !== signalR.HubConnectionState.Disconnected) return;
+    // A refused token signs out through api(); otherwise connect again and resume every open session.
+    api('GET', '/api/sessions')
+      .then(() => {
+        if (generation !== state.generation) return;
+        setConnectionState('connecting');
+        state.starting = startConnection(connection, generation).then(() => {
+          if (connected()) clearError();
+        });
+      })
+      .catch((error) => {
+        if (generation !== state.generation) return;
+        showError(error);
+        setTimeout(() => restart(connection, generation), 5000);
+      });
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------------------------------
+
+  function sortedSessions() {
+    return [...state.sessions.values()].sort((a, b) => String(b.lastActiveAt || b.createdAt).localeCompare(String(a.lastActiveAt || a.createdAt)));
+  }
+
+  function key(id) {
+    return String(id).toLowerCase();
+  }
+
+  async function refreshSessions() {
+    const list = await api('GET', '/api/sessions');
+    state.sessions.clear();
+    for (const session of list || []) state.sessions.set(key(session.id), { ...session, id: key(session.id) });
+    renderSessions();
+  }
+
+  function renderSessions() {
+    const items = sortedSessions().map((session) => {
+      const item = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'session';
+      button.dataset.sessionId = session.id;
+      button.dataset.testid = 'session';
+      if (session.id === state.currentId) button.setAttribute('aria-current', 'true');
+      const title = document.createElement('span');
+      title.className = 'session-title';
+      title.textContent = session.title || DEFAULT_TITLE;
+      const meta = document.createElement('span');
+      meta.className = 'session-meta';
+      const turns = Number(session.turns) || 0;
+      meta.textContent = `${turns} ${turns === 1 ? 'message' : 'messages'} · ${when(session.lastActiveAt || session.createdAt)}`;
+      button.append(title, meta);
+      button.addEventListener('click', () => selectSession(session.id).catch(showError));
+      item.append(button);
+      return item;
+    });
+    ui.sessionList.replaceChildren(...items);
+    ui.noSessions.hidden = items.length > 0 || !state.token;
+  }
+
+  function when(iso) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return '';
+    const today = new Date().toDateString() === date.toDateString();
+    return today ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : date.toLocaleDateString();
+  }
+
+  async function createSession() {
+    clearError();
+    ui.newSession.disabled = true;
+    try {
+      const session = await api('POST', '/api/sessions', { title: DEFAULT_TITLE });
+      const id = key(session.id);
+      state.sessions.set(id, { turns: 0, ...session, id });
+      renderSessions();
+      await selectSession(id);
+      ui.input.focus();
+    } catch (error) {
+      showError(error);
+    } finally {
+      ui.newSession.disabled = !state.token;
+    }
+  }
+
+  async function renameSession(id, title) {
+    const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { title });
+    const session = state.sessions.get(id);
+    if (session) {
+      Object.assign(session, updated && typeof updated === 'object' ? { ...updated, id } : { title });
+      renderSessions();
+      if (id === state.currentId) ui.title.textContent = session.title || DEFAULT_TITLE;
+    }
+  }
+
+  function beginRename() {
+    const id = state.currentId;
+    const session = id && state.sessions.get(id);
+    if (!session) return;
+    const input = document.createElement('input');
+    input.type = 'text';
+    input.className = 'title-input';
+    input.maxLength = 200;
+    input.value = session.title || '';
+    input.dataset.testid = 'title-input';
+    input.setAttribute('aria-label', 'Chat title');
+    let done = false;
+    const finish = async (save) => {
+      if (done) return;
+      done = true;
+      const title = input.value.trim();
+      input.replaceWith(ui.title);
+      ui.sessionActions.hidden = false;
+      if (save && title && title !== session.title) {
+        try {
+          await renameSession(id, title);
+        } catch (error) {
+          showError(error);
+        }
+      }
+    };
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        finish(true);
+      } else if (e.key === 'Escape') {
+        finish(false);
+      }
+    });
+    input.addEventListener('blur', () => finish(true));
+    ui.title.replaceWith(input);
+    ui.sessionActions.hidden = true;
+    input.focus();
+    input.select();
+  }
+
+  async function deleteSession() {
+    const id = state.currentId;
+    const session = id && state.sessions.get(id);
+    if (!session || !window.confirm(`Delete "${session.title || DEFAULT_TITLE}" and all its messages?`)) return;
+    clearError();
+    try {
+      await api('DELETE', `/api/sessions/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error.code !== 'session_not_found') {
+        showError(error);
+        return;
+      }
+    }
+    if (connected()) state.connection.invoke('Unsubscribe', id).catch(() => {});
+    state.views.delete(id);
+    state.sessions.delete(id);
+    if (sessionStorage.getItem(STORAGE.session) === id) sessionStorage.removeItem(STORAGE.session);
+    state.currentId = null;
+    renderSessions();
+    const next = sortedSessions()[0];
+    if (next) {
+      await selectSession(next.id);
+    } else {
+      showThread(null);
+    }
+  }
+
+  // ---- one open session: its thread, turns and position in the event stream ----------------------------------------
+
+  function newView(id) {
+    const thread = document.createElement('div');
+    thread.className = 'thread';
+    thread.dataset.sessionId = id;
+    return {
+      id,
+      thread,
+      turns: new Map(), // requestId -> turn
+      lastSeq: 0, // the highest seq applied; anything at or below it is a replay and is ignored
+      loaded: false,
+      subscribing: 0, // Subscribe calls in flight; live events wait in buffer meanwhile so they apply in seq order
+      buffer: [],
+    };
+  }
+
+  async function selectSession(id) {
+    id = key(id);
+    if (!state.sessions.has(id)) return;
+    clearError();
+    state.currentId = id;
+    sessionStorage.setItem(STORAGE.session, id);
+    renderSessions();
+    let view = state.views.get(id);
+    if (!view) {
+      view = newView(id);
+      state.views.set(id, view);
+    }
+    showThread(view);
+    if (!view.loaded) {
+      await loadHistory(view);
+      if (connected()) await subscribe(view);
+    }
+  }
+
+  function showThread(view) {
+    const session = view && state.sessions.get(view.id);
+    ui.title.textContent = session ? session.title || DEFAULT_TITLE : state.token ? 'Choose a chat or start a new one' : 'Sign in to start chatting';
+    ui.sessionActions.hidden = !session;
+    ui.messages.replaceChildren(...(view ? [view.thread] : []));
+    updateComposer();
+    scrollToEnd(true);
+  }
+
+  async function loadHistory(view) {
+    const generation = state.generation;
+    const loading = document.createElement('p');
+    loading.className = 'hint';
+    loading.textContent = 'Loading…';
+    view.thread.append(loading);
+    try {
+      for (let afterSeq = 0; ;) {
+        const page = await api('GET', `/api/sessions/${encodeURIComponent(view.id)}/turns?afterSeq=${afterSeq}&limit=${HISTORY_PAGE}`);
+        if (generation !== state.generation) return;
+        for (const turn of page || []) renderStoredTurn(view, turn);
+        const last = page && page.length ? page[page.length - 1] : null;
+        if (!last || page.length < HISTORY_PAGE || !(Number(last.lastSeq) > afterSeq)) break;
+        afterSeq = Number(last.lastSeq);
+      }
+      view.loaded = true;
+    } finally {
+      loading.remove();
+    }
+    if (view.id === state.currentId) {
+      updateComposer();
+      scrollToEnd(true);
+    }
+  }
+
+  function renderStoredTurn(view, stored) {
+    const turn = ensureTurn(view, stored.requestId, stored.userText);
+    turn.started = true;
+    const status = stored.status === 'complete' || stored.status === 'cancelled' || stored.status === 'failed' ? stored.status : 'complete';
+    setReply(turn, stored.replyText || '');
+    if (status === 'failed') {
+      setError(turn, stored.errorCode || 'failed', '');
+    }
+    if (status === 'complete' && stored.completionTokens) {
+      setMeta(turn, `${stored.completionTokens} tokens`);
+    }
+    setStatus(view, turn, status);
+    if (Number(stored.lastSeq) > view.lastSeq) view.lastSeq = Number(stored.lastSeq);
+  }
+
+  async function subscribe(view) {
+    const generation = state.generation;
+    const connection = state.connection;
+    view.subscribing += 1;
+    let replay = [];
+    try {
+      replay = (await connection.invoke('Subscribe', view.id, view.lastSeq)) || [];
+    } catch (error) {
+      if (generation === state.generation) showError(error);
+    } finally {
+      view.subscribing -= 1;
+    }
+    if (generation !== state.generation) return;
+    const events = view.subscribing === 0 ? replay.concat(view.buffer.splice(0)) : replay;
+    events.sort((a, b) => (Number(a.seq) || 0) - (Number(b.seq) || 0));
+    for (const e of events) apply(view, e);
+  }
+
+  // ---- events ------------------------------------------------------------------------------------------------------
+
+  function onEvent(e) {
+    if (!e || !e.sessionId) return;
+    const view = state.views.get(key(e.sessionId));
+    if (!view) return; // not open in this page
+    if (view.subscribing > 0) {
+      view.buffer.push(e);
+    } else {
+      apply(view, e);
+    }
+  }
+
+  function apply(view, e) {
+    const seq = Number(e.seq) || 0;
+    if (seq > 0) {
+      if (seq <= view.lastSeq) return; // already seen (a resume may replay)
+      view.lastSeq = seq;
+    }
+    if (!e.requestId) return;
+    const known = view.turns.get(key(e.requestId));
+    if (known && TERMINAL.has(known.status) && seq === 0) return;
+    const turn = known || ensureTurn(view, e.requestId, null);
+
+    switch (e.type) {
+      case 'TurnStarted':
+        if (turn.started) {
+          // The same request started again (its worker died): what was streamed so far is void.
+          setReply(turn, '');
+          turn.tools.replaceChildren();
+          turn.tools.hidden = true;
+          setMeta(turn, '');
+        }
+        turn.started = true;
+        setStatus(view, turn, 'streaming');
+        break;
+      case 'ReplyDelta':
+        turn.started = true;
+        // A resumed turn arrives as one snapshot delta holding the whole reply so far.
+        setReply(turn, e.snapshot ? e.text || '' : turn.text + (e.text || ''));
+        setStatus(view, turn, 'streaming');
+        break;
+      case 'ToolInvoked':
+        addTool(turn, e.tool, e.status);
+        break;
+      case 'TurnCompleted':
+        setReply(turn, e.text ?? turn.text);
+        setMeta(turn, metrics(e));
+        setStatus(view, turn, 'complete');
+        bumpSession(view.id);
+        break;
+      case 'TurnCancelled':
+        setReply(turn, e.partialText ?? turn.text);
+        setStatus(view, turn, 'cancelled');
+        break;
+      case 'TurnFailed':
+        setError(turn, e.code || 'failed', e.message || '');
+        setStatus(view, turn, 'failed');
+        break;
+      default:
+        return;
+    }
+    if (view.id === state.currentId) scrollToEnd(false);
+  }
+
+  function metrics(e) {
+    const parts = [];
+    if (e.completionTokens) parts.push(`${e.completionTokens} tokens`);
+    if (e.firstTokenMs) parts.push(`first token ${Math.round(e.firstTokenMs)} ms`);
+    if (e.totalMs) parts.push(`${(e.totalMs / 1000).toFixed(1)} s`);
+    return parts.join(' · ');
+  }
+
+  function bumpSession(id) {
+    const session = state.sessions.get(id);
+    if (!session) return;
+    session.lastActiveAt = new Date().toISOString();
+    renderSessions();
+  }
+
+  // ---- rendering turns ---------------------------------------------------------------------------------------------
+
+  function ensureTurn(view, requestId, userText) {
+    const id = key(requestId);
+    let turn = view.turns.get(id);
+    if (turn) {
+      if (userText && !turn.user) turn.user = addUserBubble(view, turn, userText);
+      return turn;
+    }
+
+    const bubble = document.createElement('article');
+    bubble.className = 'bubble assistant';
+    bubble.dataset.testid = 'assistant';
+    bubble.dataset.requestId = id;
+    const text = document.createElement('div');
+    text.className = 'text';
+    text.dataset.testid = 'reply-text';
+    const tools = document.createElement('div');
+    tools.className = 'tools';
+    tools.hidden = true;
+    const note = document.createElement('div');
+    note.className = 'note';
+    note.hidden = true;
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.hidden = true;
+    bubble.append(tools, text, note, meta);
+
+    turn = { requestId: id, bubble, textNode: text, tools, note, meta, text: '', status: 'streaming', started: false, user: null };
+    view.turns.set(id, turn);
+    if (userText) turn.user = addUserBubble(view, turn, userText);
+    view.thread.append(bubble);
+    setStatus(view, turn, 'streaming');
+    return turn;
+  }
+
+  function addUserBubble(view, turn, text) {
+    const bubble = document.createElement('article');
+    bubble.className = 'bubble user';
+    bubble.dataset.testid = 'user';
+    bubble.dataset.requestId = turn.requestId;
+    const body = document.createElement('div');
+    body.className = 'text';
+    body.textContent = text;
+    bubble.append(body);
+    view.thread.insertBefore(bubble, turn.bubble.isConnected ? turn.bubble : null);
+    return bubble;
+  }
+
+  function setReply(turn, text) {
+    turn.text = text;
+    turn.textNode.textContent = text;
+  }
+
+  function setMeta(turn, text) {
+    turn.meta.textContent = text;
+    turn.meta.hidden = !text;
+  }
+
+  function setError(turn, code, message) {
+    turn.note.textContent = message ? `${code}: ${message}` : code;
+    turn.note.hidden = false;
+  }
+
+  function addTool(turn, tool, status) {
+    const chip = document.createElement('span');
+    const ok = status === 'ok';
+    chip.className = `tool ${ok ? 'ok' : 'error'}`;
+    chip.dataset.testid = 'tool';
+    chip.title = `${tool} ${ok ? 'succeeded' : status}`;
+    chip.textContent = `${tool} ${ok ? '✓' : '✗'}`;
+    turn.tools.append(chip);
+    turn.tools.hidden = false;
+  }
+
+  function setStatus(view, turn, status) {
+    turn.status = status;
+    turn.bubble.dataset.status = status;
+    if (status === 'cancelled') {
+      turn.note.textContent = '(stopped)';
+      turn.note.hidden = false;
+    } else if (status === 'streaming') {
+      turn.note.textContent = '';
+      turn.note.hidden = true;
+      turn.stopping = false;
+    }
+    if (view.id === state.currentId) updateComposer();
+  }
+
+  function scrollToEnd(force) {
+    const box = ui.messages;
+    const nearEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    if (force || nearEnd) box.scrollTop = box.scrollHeight;
+  }
+
+  // ---- composer ----------------------------------------------------------------------------------------------------
+
+  function currentView() {
+    return state.currentId ? state.views.get(state.currentId) : null;
+  }
+
+  function runningTurns(view) {
+    return view ? [...view.turns.values()].filter((t) => t.status === 'streaming') : [];
+  }
+
+  function updateComposer() {
+    const view = currentView();
+    const ready = Boolean(view && view.loaded && connected());
+    ui.input.disabled = !view;
+    ui.send.disabled = !ready;
+    const running = runningTurns(view);
+    ui.stop.hidden = running.length === 0;
+    ui.stop.disabled = running.every((t) => t.stopping);
+    ui.stop.textContent = ui.stop.disabled ? 'Stopping…' : 'Stop';
+  }
+
+  function uuid() {
+    if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    // randomUUID needs a secure context; getRandomValues does not.
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  async function send() {
+    const view = currentView();
+    const text = ui.input.value.trim();
+    if (!view || !text) return;
+    if (text.length > MAX_TEXT) {
+      showError(`too_large: a message may have at most ${MAX_TEXT} characters (this one has ${text.length})`);
+      return;
+    }
+    if (!connected()) {
+      showError('not connected to the chat hub yet; try again in a moment');
+      return;
+    }
+    clearError();
+    const session = state.sessions.get(view.id);
+    const firstMessage = session && !(Number(session.turns) > 0) && view.turns.size === 0;
+    const requestId = uuid();
+    const turn = ensureTurn(view, requestId, text);
+    ui.input.value = '';
+    autosize();
+    scrollToEnd(true);
+    try {
+      await state.connection.invoke('SendMessage', view.id, text, requestId);
+    } catch (error) {
+      // Not accepted: take the message back so nothing looks sent that was not.
+      turn.user?.remove();
+      turn.bubble.remove();
+      view.turns.delete(key(requestId));
+      if (!ui.input.value) ui.input.value = text;
+      autosize();
+      updateComposer();
+      showError(error);
+      return;
+    }
+    if (session) {
+      session.turns = (Number(session.turns) || 0) + 1;
+      session.lastActiveAt = new Date().toISOString();
+      renderSessions();
+      if (firstMessage && (session.title || DEFAULT_TITLE) === DEFAULT_TITLE) {
+        // Name a new chat after its first message, as chat products do.
+        const title = text.replace(/\s+/g, ' ').slice(0, 60);
+        renameSession(view.id, title).catch(showError);
+      }
+    }
+  }
+
+  async function stop() {
+    const view = currentView();
+    const running = runningTurns(view).filter((t) => !t.stopping);
+    if (!view || running.length === 0 || !connected()) return;
+    // Stop the turn that is streaming, else the newest one still waiting.
+    const turn = running.find((t) => t.started) || running[running.length - 1];
+    turn.stopping = true;
+    updateComposer();
+    try {
+      await state.connection.invoke('CancelTurn', view.id, turn.requestId);
+    } catch (error) {
+      turn.stopping = false;
+      updateComposer();
+      showError(error);
+    }
+  }
+
+  function autosize() {
+    ui.input.style.height = 'auto';
+    ui.input.style.height = `${Math.min(ui.input.scrollHeight, 240)}px`;
+  }
+
+  // ---- wiring ------------------------------------------------------------------------------------------------------
+
+  ui.signInForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const userId = ui.userId.value.trim();
+    if (userId) signIn(userId);
+  });
+  ui.signOut.addEventListener('click', () => {
+    clearError();
+    signOut();
+  });
+  ui.errorDismiss.addEventListener('click', clearError);
+  ui.newSession.addEventListener('click', createSession);
+  ui.rename.addEventListener('click', beginRename);
+  ui.remove.addEventListener('click', () => deleteSession().catch(showError));
+  ui.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    send();
+  });
+  ui.input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (!ui.send.disabled) send();
+    }
+  });
+  ui.input.addEventListener('input', autosize);
+  ui.stop.addEventListener('click', stop);
+
+  if (typeof signalR === 'undefined') {
+    showError('the SignalR client (lib/signalr.min.js) did not load; build the notifier to fetch it from npm');
+    ui.signIn.disabled = true;
+    return;
+  }
+
+  const savedToken = sessionStorage.getItem(STORAGE.token);
+  const savedUser = sessionStorage.getItem(STORAGE.user);
+  if (savedToken && savedUser) {
+    ui.userId.value = savedUser;
+    start(savedToken, savedUser).catch(showError);
+  } else {
+    updateComposer();
+    ui.userId.focus();
+  }
+})();

@@ -1,0 +1,214 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.Notifier;
+
+/// <summary>
+/// The notifier's chat page in a real headless Chromium (Debian's, at /usr/bin/chromium; test.sh installs it) against the
+/// whole system: a worker whose offline model streams 40 tokens 50 ms apart, and the notifier in Development.
+/// </summary>
+[Collection("worker pools")]
+public sealed class Chat_page_in_a_browser(ServicesFixture services)
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    private static readonly Dictionary<string, string> SlowModel = new()
+    {
+        ["Llm__Offline__Tokens"] = "40",
+        ["Llm__Offline__TokenDelay"] = "00:00:00.050",
+    };
+
+    private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
+
+    [Fact]
+    public async Task A_user_signs_in_starts_a_chat_and_watches_the_reply_stream_in_token_by_token()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowModel);
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+
+        await SignInAsync(page, "alice");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("session-list").GetByTestId("session")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+
+        await page.GetByTestId("message-input").FillAsync("remember colour = blue");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+
+        await Assertions.Expect(page.GetByTestId("messages").GetByTestId("user")).ToHaveTextAsync("remember colour = blue");
+        var assistant = page.GetByTestId("messages").GetByTestId("assistant");
+        await Assertions.Expect(assistant).ToHaveCountAsync(1);
+        await Assertions.Expect(page.GetByTestId("stop")).ToBeVisibleAsync();
+
+        var seen = await WatchReplyAsync(page, TimeSpan.FromSeconds(30));
+        var streaming = seen.Where(s => s.Status == "streaming" && s.Text.Length > 0).Select(s => s.Text).Distinct().ToList();
+        Report($"observed {streaming.Count} growing texts while streaming: {string.Join(" | ", streaming.Select(s => s.Length))}");
+        Assert.True(streaming.Count >= 2, $"the reply should grow in at least two steps before completing; saw {streaming.Count}");
+        for (var i = 1; i < streaming.Count; i++)
+        {
+            Assert.True(
+                streaming[i].Length > streaming[i - 1].Length && streaming[i].StartsWith(streaming[i - 1], StringComparison.Ordinal),
+                $"each observation extends the previous one: '{streaming[i - 1]}' then '{streaming[i]}'");
+        }
+
+        var final = seen[^1];
+        Assert.Equal("complete", final.Status);
+        Assert.StartsWith("Noted: colour.", final.Text, StringComparison.Ordinal);
+        Assert.StartsWith(streaming[^1], final.Text, StringComparison.Ordinal);
+        Assert.Equal(40, final.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        await Assertions.Expect(assistant).ToHaveAttributeAsync("data-status", "complete");
+        await Assertions.Expect(assistant.GetByTestId("tool")).ToHaveTextAsync("notes.remember ✓");
+        await Assertions.Expect(page.GetByTestId("stop")).ToBeHiddenAsync();
+        await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
+        // The new chat is named after its first message.
+        await Assertions.Expect(page.GetByTestId("session-title")).ToHaveTextAsync("remember colour = blue");
+
+        var screenshot = Path.Combine(Repository.Root, "TestResults", "screenshots", "chat.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+        await page.ScreenshotAsync(new() { Path = screenshot, FullPage = true });
+        Report($"screenshot: {screenshot}");
+
+        Assert.Empty(browser.Problems);
+    }
+
+    [Fact]
+    public async Task Stop_keeps_the_partial_reply_and_a_reload_shows_the_conversation_from_history()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowModel);
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+
+        await SignInAsync(page, "bob");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("hello there");
+        await page.GetByTestId("send").ClickAsync();
+        var replies = page.GetByTestId("messages").GetByTestId("assistant");
+        await Assertions.Expect(replies.Nth(0)).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+
+        await page.GetByTestId("message-input").FillAsync("and now a long answer please");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        var second = replies.Nth(1);
+        await Assertions.Expect(second.GetByTestId("reply-text")).Not.ToBeEmptyAsync(new() { Timeout = 30_000 });
+        await page.GetByTestId("stop").ClickAsync();
+        await Assertions.Expect(second).ToHaveAttributeAsync("data-status", "cancelled", new() { Timeout = 30_000 });
+        await Assertions.Expect(second).ToContainTextAsync("(stopped)");
+        var partial = await second.GetByTestId("reply-text").TextContentAsync() ?? "";
+        Assert.NotEmpty(partial);
+        Assert.True(partial.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length < 40, $"stopped before the end: '{partial}'");
+        await Assertions.Expect(page.GetByTestId("stop")).ToBeHiddenAsync();
+
+        // A reload keeps the sign-in (session storage) and rebuilds the conversation from the REST history.
+        await page.ReloadAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync("bob");
+        await Assertions.Expect(page.GetByTestId("messages").GetByTestId("user"))
+            .ToHaveTextAsync(new[] { "hello there", "and now a long answer please" });
+        await Assertions.Expect(replies).ToHaveCountAsync(2);
+        await Assertions.Expect(replies.Nth(0)).ToHaveAttributeAsync("data-status", "complete");
+        await Assertions.Expect(replies.Nth(0)).ToContainTextAsync("You said: \"hello there\".");
+        await Assertions.Expect(replies.Nth(1)).ToHaveAttributeAsync("data-status", "cancelled");
+        await Assertions.Expect(replies.Nth(1).GetByTestId("reply-text")).ToHaveTextAsync(partial);
+        await Assertions.Expect(replies.Nth(1)).ToContainTextAsync("(stopped)");
+
+        Assert.Empty(browser.Problems);
+    }
+
+    private static async Task SignInAsync(IPage page, string userId)
+    {
+        await page.GotoAsync("/");
+        await page.GetByTestId("user-id").FillAsync(userId);
+        await page.GetByTestId("sign-in").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(userId);
+        await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-state", "connected");
+    }
+
+    /// <summary>Samples the last reply's status and text every 50 ms until it is no longer streaming.</summary>
+    private static async Task<List<(string Status, string Text)>> WatchReplyAsync(IPage page, TimeSpan timeout)
+    {
+        var seen = new List<(string Status, string Text)>();
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            var sample = await page.EvaluateAsync<JsonElement>(
+                """
+                () => {
+                  const replies = document.querySelectorAll('[data-testid=messages] [data-testid=assistant]');
+                  const last = replies[replies.length - 1];
+                  return { status: last.dataset.status, text: last.querySelector('[data-testid=reply-text]').textContent };
+                }
+                """);
+            var status = sample.GetProperty("status").GetString() ?? "";
+            seen.Add((status, sample.GetProperty("text").GetString() ?? ""));
+            if (status != "streaming")
+            {
+                return seen;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException($"the reply was still streaming after {timeout}: '{seen[^1].Text}'");
+    }
+
+    /// <summary>Playwright driving Debian's Chromium (never a downloaded browser), with the page's console errors kept.</summary>
+    private sealed class Browser : IAsyncDisposable
+    {
+        private readonly IPlaywright _playwright;
+        private readonly IBrowser _browser;
+
+        private Browser(IPlaywright playwright, IBrowser browser, IPage page)
+        {
+            _playwright = playwright;
+            _browser = browser;
+            Page = page;
+            page.Console += (_, message) =>
+            {
+                if (message.Type == "error")
+                {
+                    Problems.Enqueue($"console error: {message.Text}");
+                }
+            };
+            page.PageError += (_, error) => Problems.Enqueue($"page error: {error}");
+        }
+
+        public IPage Page { get; }
+
+        public ConcurrentQueue<string> Problems { get; } = new();
+
+        public static async Task<Browser> OpenAsync(Uri baseAddress)
+        {
+            Assert.True(File.Exists(Chromium),
+                $"{Chromium} is missing: apt-get install -y --no-install-recommends chromium (test.sh does)");
+            var playwright = await Playwright.CreateAsync();
+            var browser = await playwright.Chromium.LaunchAsync(new()
+            {
+                ExecutablePath = Chromium,
+                Headless = true,
+                // As root, and on a closed network: without the background-networking flags Chromium's own connections fail.
+                Args =
+                [
+                    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                ],
+            });
+            var context = await browser.NewContextAsync(new()
+            {
+                BaseURL = baseAddress.ToString(),
+                ViewportSize = new() { Width = 1200, Height = 800 },
+            });
+            context.SetDefaultTimeout(15_000);
+            return new Browser(playwright, browser, await context.NewPageAsync());
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _browser.CloseAsync();
+            await _browser.DisposeAsync();
+            _playwright.Dispose();
+        }
+    }
+}
