@@ -1,4 +1,7 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
 using MassTransit;
+using OpenAI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Workers.Contracts;
@@ -68,8 +71,15 @@ public static class WorkerRegistration
             throw new InvalidConfigurationException("Llm:OpenAI:BaseUrl must be an absolute URL (Llm:Provider is OpenAI)");
         }
 
-#pragma warning disable SKEXP0010 // The custom endpoint is what makes the connector reach any OpenAI-compatible server.
-        services.AddOpenAIChatCompletion(openAi.Model, endpoint, openAi.ApiKey ?? "none");
-#pragma warning restore SKEXP0010
+        // Our own client, so the endpoint can be any OpenAI-compatible server and retries are bounded and configured:
+        // the pipeline retries timeouts, 429 and 5xx with exponential backoff and honours Retry-After.
+        var client = new OpenAIClient(new ApiKeyCredential(string.IsNullOrEmpty(openAi.ApiKey) ? "none" : openAi.ApiKey),
+            new OpenAIClientOptions
+            {
+                Endpoint = endpoint,
+                RetryPolicy = new ClientRetryPolicy(openAi.Retries),
+                NetworkTimeout = openAi.Timeout,
+            });
+        services.AddOpenAIChatCompletion(openAi.Model, client);
     }
 }

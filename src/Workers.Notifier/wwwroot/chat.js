@@ -9,6 +9,7 @@
   const DEFAULT_TITLE = 'New chat';
   const STORAGE = { token: 'workers.chat.token', user: 'workers.chat.user', session: 'workers.chat.session' };
   const TERMINAL = new Set(['complete', 'cancelled', 'failed']);
+  const EVENT_TYPES = new Set(['TurnStarted', 'ReplyDelta', 'ToolInvoked', 'TurnCompleted', 'TurnFailed', 'TurnCancelled']);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -198,12 +199,34 @@
     return state.connection !== null && state.connection.state === signalR.HubConnectionState.Connected;
   }
 
+  /** Reconnect at once, then after 1 s, 2 s, 4 s ... at most 30 s apart; never with a token that has expired. */
+  function retryDelay(retry) {
+    if (tokenExpired()) {
+      setTimeout(() => {
+        signOut();
+        showError('your sign-in has expired; sign in again');
+      }, 0);
+      return null;
+    }
+    return retry.previousRetryCount === 0 ? 0 : Math.min(30000, 1000 * 2 ** (retry.previousRetryCount - 1));
+  }
+
+  /** Whether the token's exp claim has passed (the server decides; this only stops hopeless reconnects). */
+  function tokenExpired() {
+    try {
+      const payload = state.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const { exp } = JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), '=')));
+      return typeof exp === 'number' && exp * 1000 <= Date.now();
+    } catch {
+      return false;
+    }
+  }
+
   function connect() {
     const generation = state.generation;
     const connection = new signalR.HubConnectionBuilder()
       .withUrl('/hubs/chat', { accessTokenFactory: () => state.token })
-      // Keep trying: 0 s, 1 s, 2 s, 4 s ... at most 30 s apart.
-      .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (retry) => Math.min(30000, retry.previousRetryCount === 0 ? 0 : 1000 * 2 ** (retry.previousRetryCount - 1)) })
+      .withAutomaticReconnect({ nextRetryDelayInMilliseconds: retryDelay })
       .configureLogging(signalR.LogLevel.Warning)
       .build();
     state.connection = connection;
@@ -310,7 +333,7 @@
       const meta = document.createElement('span');
       meta.className = 'session-meta';
       const turns = Number(session.turns) || 0;
-      meta.textContent = `${turns} ${turns === 1 ? 'message' : 'messages'} · ${when(session.lastActiveAt || session.createdAt)}`;
+      meta.textContent = `${turns} ${turns === 1 ? 'turn' : 'turns'} · ${when(session.lastActiveAt || session.createdAt)}`;
       button.append(title, meta);
       button.addEventListener('click', () => selectSession(session.id).catch(showError));
       item.append(button);
@@ -348,7 +371,7 @@
     const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { title });
     const session = state.sessions.get(id);
     if (session) {
-      Object.assign(session, updated && typeof updated === 'object' ? { ...updated, id } : { title });
+      session.title = updated && typeof updated.title === 'string' ? updated.title : title;
       renderSessions();
       if (id === state.currentId) ui.title.textContent = session.title || DEFAULT_TITLE;
     }
@@ -495,6 +518,7 @@
   function renderStoredTurn(view, stored) {
     const turn = ensureTurn(view, stored.requestId, stored.userText);
     turn.started = true;
+    turn.counted = true;
     const status = stored.status === 'complete' || stored.status === 'cancelled' || stored.status === 'failed' ? stored.status : 'complete';
     setReply(turn, stored.replyText || '');
     if (status === 'failed') {
@@ -544,7 +568,7 @@
       if (seq <= view.lastSeq) return; // already seen (a resume may replay)
       view.lastSeq = seq;
     }
-    if (!e.requestId) return;
+    if (!e.requestId || !EVENT_TYPES.has(e.type)) return;
     const known = view.turns.get(key(e.requestId));
     if (known && TERMINAL.has(known.status) && seq === 0) return;
     const turn = known || ensureTurn(view, e.requestId, null);
@@ -574,18 +598,20 @@
         setReply(turn, e.text ?? turn.text);
         setMeta(turn, metrics(e));
         setStatus(view, turn, 'complete');
-        bumpSession(view.id);
+        countTurn(view, turn);
         break;
       case 'TurnCancelled':
         setReply(turn, e.partialText ?? turn.text);
         setStatus(view, turn, 'cancelled');
+        countTurn(view, turn);
         break;
       case 'TurnFailed':
         setError(turn, e.code || 'failed', e.message || '');
         setStatus(view, turn, 'failed');
+        countTurn(view, turn);
         break;
       default:
-        return;
+        break;
     }
     if (view.id === state.currentId) scrollToEnd(false);
   }
@@ -598,9 +624,12 @@
     return parts.join(' · ');
   }
 
-  function bumpSession(id) {
-    const session = state.sessions.get(id);
-    if (!session) return;
+  /** A turn that ended live (not loaded from history) adds one to its session's count in the list, once. */
+  function countTurn(view, turn) {
+    const session = state.sessions.get(view.id);
+    if (!session || turn.counted) return;
+    turn.counted = true;
+    session.turns = (Number(session.turns) || 0) + 1;
     session.lastActiveAt = new Date().toISOString();
     renderSessions();
   }
@@ -765,7 +794,6 @@
       return;
     }
     if (session) {
-      session.turns = (Number(session.turns) || 0) + 1;
       session.lastActiveAt = new Date().toISOString();
       renderSessions();
       if (firstMessage && (session.title || DEFAULT_TITLE) === DEFAULT_TITLE) {

@@ -10,4 +10,12 @@ public sealed class OpenAIModelOptions
 
     /// <summary>From configuration or the environment (<c>Llm__OpenAI__ApiKey</c>); never logged.</summary>
     public string? ApiKey { get; set; }
+
+    /// <summary>Retries of a timed-out, 429 or 5xx call, with exponential backoff that honours Retry-After.</summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 10)]
+    public int Retries { get; set; } = 3;
+
+    /// <summary>Longest wait for one HTTP call (each retry has its own).</summary>
+    [System.ComponentModel.DataAnnotations.Range(typeof(TimeSpan), "00:00:01", "00:30:00")]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(100);
 }

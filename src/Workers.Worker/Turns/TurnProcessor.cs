@@ -110,7 +110,7 @@ public sealed class TurnProcessor(
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token);
             timeout.CancelAfter(_model.CallTimeout);
             await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(
-                BuildHistory(loaded.History, request.Text), settings, kernel, timeout.Token))
+                TurnHistory.Build(_model.SystemPrompt, loaded.History, request.Text, _model.HistoryBudgetChars), settings, kernel, timeout.Token))
             {
                 if (firstTokenMs == 0 && !string.IsNullOrEmpty(chunk.Content))
                 {
@@ -118,15 +118,7 @@ public sealed class TurnProcessor(
                 }
 
                 await reply.AppendAsync(chunk.Content, CancellationToken.None);
-                if (chunk.Metadata?.TryGetValue("PromptTokens", out var p) == true && p is int pt)
-                {
-                    promptTokens = pt;
-                }
-
-                if (chunk.Metadata?.TryGetValue("CompletionTokens", out var c) == true && c is int ct)
-                {
-                    completionTokens = ct;
-                }
+                (promptTokens, completionTokens) = Usage(chunk.Metadata) ?? (promptTokens, completionTokens);
             }
 
             await reply.FlushAsync(CancellationToken.None);
@@ -137,8 +129,10 @@ public sealed class TurnProcessor(
             errorCode = ErrorCodes.Cancelled;
             await reply.FlushAsync(CancellationToken.None);
         }
-        catch (Exception e) when (e is HttpOperationException or OperationCanceledException or HttpRequestException)
+        catch (Exception e) when (e is HttpOperationException or OperationCanceledException or HttpRequestException
+                                       or System.ClientModel.ClientResultException or IOException or TimeoutException)
         {
+            // The client already retried timeouts, 429 and 5xx with backoff; text streamed before a break is kept.
             logger.LogWarning("Model call of turn {RequestId} in session {SessionId} failed: {Error}",
                 request.RequestId, request.SessionId, e.GetType().Name);
             outcome = TurnStatus.Failed;
@@ -337,33 +331,16 @@ public sealed class TurnProcessor(
         return true;
     }
 
-    private ChatHistory BuildHistory(IReadOnlyList<(string User, string Reply)> turns, string message)
-    {
-        var history = new ChatHistory(_model.SystemPrompt);
-        var budget = _model.HistoryBudgetChars;
-        var kept = 0;
-        // Newest turns first until the budget is spent; the oldest are the ones dropped.
-        for (var i = turns.Count - 1; i >= 0; i--)
+    /// <summary>Token counts from the last chunk: the offline model's own keys, or the OpenAI connector's usage.</summary>
+    private static (int Prompt, int Completion)? Usage(IReadOnlyDictionary<string, object?>? metadata) =>
+        metadata switch
         {
-            var size = turns[i].User.Length + turns[i].Reply.Length;
-            if (size > budget)
-            {
-                break;
-            }
-
-            budget -= size;
-            kept++;
-        }
-
-        foreach (var (user, reply) in turns.Skip(turns.Count - kept))
-        {
-            history.AddUserMessage(user);
-            history.AddAssistantMessage(reply);
-        }
-
-        history.AddUserMessage(message);
-        return history;
-    }
+            { } m when m.TryGetValue("PromptTokens", out var p) && p is int prompt && m.TryGetValue("CompletionTokens", out var c)
+                && c is int completion => (prompt, completion),
+            { } m when m.TryGetValue("Usage", out var u) && u is OpenAI.Chat.ChatTokenUsage usage =>
+                (usage.InputTokenCount, usage.OutputTokenCount),
+            _ => null,
+        };
 
     private static int EstimateTokens(string text) => (text.Length + 3) / 4;
 

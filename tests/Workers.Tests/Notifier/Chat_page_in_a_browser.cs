@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
 using Workers.Tests.Infrastructure;
@@ -115,6 +116,99 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await Assertions.Expect(replies.Nth(1)).ToContainTextAsync("(stopped)");
 
         Assert.Empty(browser.Problems);
+    }
+
+    [Fact]
+    public async Task Chats_are_renamed_and_deleted_and_a_refusal_from_the_hub_is_shown()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowModel);
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+        page.Dialog += (_, dialog) => dialog.AcceptAsync(); // confirms the deletion
+        using var carol = notifier.Http("carol");
+
+        await SignInAsync(page, "carol");
+        var chats = page.GetByTestId("session-list").GetByTestId("session");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(chats).ToHaveCountAsync(1);
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(chats).ToHaveCountAsync(2);
+
+        await page.GetByTestId("rename-session").ClickAsync();
+        await page.GetByTestId("title-input").FillAsync("Holiday plans");
+        await page.GetByTestId("title-input").PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("session-title")).ToHaveTextAsync("Holiday plans");
+        await Assertions.Expect(chats.Filter(new() { HasText = "Holiday plans" })).ToHaveCountAsync(1);
+        var renamed = await chats.Filter(new() { HasText = "Holiday plans" }).GetAttributeAsync("data-session-id");
+        var listed = await carol.GetFromJsonAsync<JsonElement>("/api/sessions", TestContext.Current.CancellationToken);
+        Assert.Contains(listed.EnumerateArray(),
+            s => s.GetProperty("id").GetString() == renamed && s.GetProperty("title").GetString() == "Holiday plans");
+
+        await page.GetByTestId("delete-session").ClickAsync();
+        await Assertions.Expect(chats).ToHaveCountAsync(1);
+        await Assertions.Expect(chats.Filter(new() { HasText = "Holiday plans" })).ToHaveCountAsync(0);
+        listed = await carol.GetFromJsonAsync<JsonElement>("/api/sessions", TestContext.Current.CancellationToken);
+        Assert.DoesNotContain(listed.EnumerateArray(), s => s.GetProperty("id").GetString() == renamed);
+
+        // The open chat is deleted elsewhere: the hub refuses the next message with its code, the page shows it and
+        // gives the text back.
+        var remaining = await chats.GetAttributeAsync("data-session-id");
+        await Assertions.Expect(chats).ToHaveAttributeAsync("aria-current", "true");
+        (await carol.DeleteAsync($"/api/sessions/{remaining}", TestContext.Current.CancellationToken)).EnsureSuccessStatusCode();
+        await page.GetByTestId("message-input").FillAsync("anyone there?");
+        await page.GetByTestId("send").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("error")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByTestId("error")).ToContainTextAsync("session_not_found: ");
+        await Assertions.Expect(page.GetByTestId("message-input")).ToHaveValueAsync("anyone there?");
+        await Assertions.Expect(page.GetByTestId("messages").GetByTestId("assistant")).ToHaveCountAsync(0);
+
+        await page.GetByTestId("sign-out").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("sign-in")).ToBeVisibleAsync();
+        await Assertions.Expect(chats).ToHaveCountAsync(0);
+
+        Assert.Empty(browser.Problems);
+    }
+
+    [Fact]
+    public async Task A_reply_streaming_while_the_notifier_restarts_resumes_where_the_page_left_off()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string>
+        {
+            ["Llm__Offline__Tokens"] = "100",
+            ["Llm__Offline__TokenDelay"] = "00:00:00.100",
+        });
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+
+        await SignInAsync(page, "dave");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("tell me everything");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        var reply = page.GetByTestId("messages").GetByTestId("assistant");
+        await Assertions.Expect(reply.GetByTestId("reply-text")).ToContainTextAsync("This is reply 1", new() { Timeout = 30_000 });
+
+        notifier.Process.Kill();
+        await notifier.Process.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        var before = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
+        await Assertions.Expect(page.GetByTestId("connection-state")).Not.ToHaveAttributeAsync("data-state", "connected");
+        await pool.StartNotifierAsync(new Dictionary<string, string> { ["Urls"] = notifier.BaseAddress.ToString().TrimEnd('/') });
+
+        // The page reconnects by itself, subscribes again after the last seq it saw, and gets the rest exactly once.
+        await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-state", "connected",
+            new() { Timeout = 30_000 });
+        await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+        var after = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
+        Report($"before the restart: {before.Length} characters; after: {after.Length}");
+        Assert.StartsWith(before, after, StringComparison.Ordinal);
+        Assert.StartsWith("You said: \"tell me everything\". This is reply 1 in this session.", after, StringComparison.Ordinal);
+        Assert.Equal(100, after.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        await Assertions.Expect(reply).ToHaveCountAsync(1);
+        await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
+        // While the notifier was down the browser logged refused connections; nothing may have thrown in the page.
+        Assert.Empty(browser.Problems.Where(p => p.StartsWith("page error", StringComparison.Ordinal)));
     }
 
     private static async Task SignInAsync(IPage page, string userId)

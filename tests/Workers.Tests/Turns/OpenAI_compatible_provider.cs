@@ -1,0 +1,132 @@
+using System.Text.Json;
+using Workers.Contracts;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.Turns;
+
+/// <summary>The worker's Semantic Kernel connector against a local server speaking the chat-completions protocol.</summary>
+[Collection("worker pools")]
+public sealed class OpenAI_compatible_provider(ServicesFixture services)
+{
+    private static async Task<(WorkerPool Pool, FakeOpenAI Model)> StartAsync(ServicesFixture services)
+    {
+        var model = await FakeOpenAI.StartAsync();
+        var pool = await WorkerPool.CreateAsync(services, settings: model.WorkerSettings);
+        await pool.StartWorkerAsync();
+        return (pool, model);
+    }
+
+    private static async Task<RecordedEvent> TurnAsync(WorkerPool pool, Guid session, string text)
+    {
+        var request = Broker.Request(session, "alice", text);
+        await pool.Broker.PublishAsync(request);
+        await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
+            TimeSpan.FromSeconds(30), "the end of the turn");
+        return pool.Events.Events.Single(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed");
+    }
+
+    [Fact]
+    public async Task Streams_the_reply_sends_history_and_key_and_records_token_usage()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        var session = Guid.NewGuid();
+        model.Text("Hello", " there", "!").Text("Second", " answer");
+        Assert.Equal("Hello there!", (await TurnAsync(pool, session, "first message")).Text);
+        var second = await TurnAsync(pool, session, "second message");
+        Assert.Equal("Second answer", second.Text);
+        Assert.Equal(11, second.Message.GetProperty("promptTokens").GetInt32());
+        Assert.Equal(2, second.Message.GetProperty("completionTokens").GetInt32());
+
+        var (_, body, authorization) = model.Requests[1];
+        Assert.Equal("Bearer test-key", authorization);
+        Assert.Equal("fake-model", body.GetProperty("model").GetString());
+        Assert.True(body.GetProperty("stream").GetBoolean());
+        var messages = body.GetProperty("messages").EnumerateArray().Select(m => (m.GetProperty("role").GetString(), Content(m))).ToList();
+        Assert.Equal("system", messages[0].Item1);
+        Assert.Equal([("user", "first message"), ("assistant", "Hello there!"), ("user", "second message")], messages.Skip(1));
+        Assert.Equal(2, second.Message.GetProperty("completionTokens").GetInt32());
+        Assert.Equal("complete|Second answer|2", await pool.Db.ScalarAsync<string>(
+            $"SELECT status || '|' || reply_text || '|' || completion_tokens FROM workers.turns WHERE request_id = '{second.RequestId}'"));
+    }
+
+    [Fact]
+    public async Task A_tool_call_runs_the_notes_plugin_in_the_sessions_scope_and_emits_ToolInvoked()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        var session = Guid.NewGuid();
+        model.ToolCall("notes-remember", """{"key":"color","value":"blue"}""").Text("Saved", " it.");
+        var completed = await TurnAsync(pool, session, "remember my color is blue");
+        Assert.Equal("Saved it.", completed.Text);
+
+        var turn = pool.Events.Events.Where(e => e.RequestId == completed.RequestId).ToList();
+        var tool = Assert.Single(turn, e => e.Type == "ToolInvoked");
+        Assert.Equal("notes.remember", tool.Message.GetProperty("tool").GetString());
+        Assert.Equal("ok", tool.Message.GetProperty("status").GetString());
+        Assert.Equal(turn.Select(e => e.Seq).Order(), turn.Select(e => e.Seq));
+        Assert.Equal($"alice|{session}|blue", await pool.Db.ScalarAsync<string>(
+            "SELECT owner_id || '|' || session_id || '|' || value FROM workers.session_notes WHERE key = 'color'"));
+
+        // The tools offered to the model take no user or session id, and the tool's result went back to it.
+        var tools = model.Requests[0].Body.GetProperty("tools").EnumerateArray().ToList();
+        Assert.Equal(["notes-list", "notes-recall", "notes-remember"], tools.Select(t => t.GetProperty("function").GetProperty("name").GetString()).Order());
+        var parameters = tools.SelectMany(t => t.GetProperty("function").GetProperty("parameters").GetProperty("properties").EnumerateObject())
+            .Select(p => p.Name.ToLowerInvariant()).ToList();
+        Assert.DoesNotContain(parameters, p => p.Contains("user", StringComparison.Ordinal) || p.Contains("session", StringComparison.Ordinal));
+        Assert.Contains(model.Requests[1].Body.GetProperty("messages").EnumerateArray(), m => m.GetProperty("role").GetString() == "tool");
+    }
+
+    [Fact]
+    public async Task A_disconnect_mid_stream_fails_the_turn_keeps_its_partial_text_and_the_session_carries_on()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        var session = Guid.NewGuid();
+        model.TextThenDisconnect("partial ", "reply").Text("fine");
+        var failed = await TurnAsync(pool, session, "msg 1");
+        Assert.Equal(ErrorCodes.ModelError, failed.Code);
+        Assert.Equal("The model did not answer; please try again.", failed.Message.GetProperty("message").GetString());
+        Assert.Equal("failed|partial reply", await pool.Db.ScalarAsync<string>(
+            $"SELECT status || '|' || reply_text FROM workers.turns WHERE request_id = '{failed.RequestId}'"));
+        Assert.Equal("fine", (await TurnAsync(pool, session, "msg 2")).Text);
+    }
+
+    [Fact]
+    public async Task A_429_is_retried_after_its_Retry_After()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        model.Status(429, retryAfter: "2").Text("after", " waiting");
+        Assert.Equal("after waiting", (await TurnAsync(pool, Guid.NewGuid(), "msg 1")).Text);
+        Assert.Equal(2, model.Requests.Count);
+        Assert.True(model.Requests[1].At - model.Requests[0].At >= TimeSpan.FromSeconds(1.9), "Retry-After was not honoured");
+    }
+
+    [Fact]
+    public async Task A_500_that_persists_fails_after_bounded_retries_with_a_safe_message()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        model.Status(500).Status(500).Status(500).Text("recovered");
+        var session = Guid.NewGuid();
+        var failed = await TurnAsync(pool, session, "msg 1");
+        Assert.Equal(ErrorCodes.ModelError, failed.Code);
+        var message = failed.Message.GetProperty("message").GetString()!;
+        Assert.DoesNotContain("500", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("sk-secret", message, StringComparison.Ordinal);
+        Assert.Equal(3, model.Requests.Count);
+        Assert.Equal("recovered", (await TurnAsync(pool, session, "msg 2")).Text);
+    }
+
+    private static string? Content(JsonElement message) =>
+        message.TryGetProperty("content", out var content)
+            ? content.ValueKind == JsonValueKind.String ? content.GetString()
+            : string.Concat(content.EnumerateArray().Select(p => p.GetProperty("text").GetString()))
+            : null;
+}
