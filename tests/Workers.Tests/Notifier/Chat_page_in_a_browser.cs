@@ -208,7 +208,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await Assertions.Expect(reply).ToHaveCountAsync(1);
         await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
         // While the notifier was down the browser logged refused connections; nothing may have thrown in the page.
-        Assert.Empty(browser.Problems.Where(p => p.StartsWith("page error", StringComparison.Ordinal)));
+        Assert.DoesNotContain(browser.Problems, p => p.StartsWith("page error", StringComparison.Ordinal));
     }
 
     private static async Task SignInAsync(IPage page, string userId)
