@@ -21,6 +21,7 @@ namespace Workers.Tests.Infrastructure;
 /// </summary>
 public sealed class ServicesFixture : IAsyncLifetime
 {
+    private readonly SemaphoreSlim _migrations = new(1);
     private PostgreSqlContainer? _postgresContainer;
     private RabbitMqContainer? _rabbitContainer;
 
@@ -60,6 +61,7 @@ public sealed class ServicesFixture : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         Management.Dispose();
+        _migrations.Dispose();
         if (_postgresContainer is not null)
         {
             await _postgresContainer.DisposeAsync();
@@ -80,7 +82,17 @@ public sealed class ServicesFixture : IAsyncLifetime
         {
             Database = name, Username = "workers_app", Password = "workers_app", MaxPoolSize = 50,
         };
-        await Task.Run(() => MigrationRunner.Apply(admin, app, MigrationRunner.DefaultDirectory, NullLogger.Instance));
+        // Roles are cluster-wide: two migrations of fresh databases at once race on them ("tuple concurrently updated").
+        await _migrations.WaitAsync();
+        try
+        {
+            await Task.Run(() => MigrationRunner.Apply(admin, app, MigrationRunner.DefaultDirectory, NullLogger.Instance));
+        }
+        finally
+        {
+            _migrations.Release();
+        }
+
         return new TestDatabase(this, name, admin, app);
     }
 

@@ -134,6 +134,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await Assertions.Expect(chats).ToHaveCountAsync(1);
         await page.GetByTestId("new-session").ClickAsync();
         await Assertions.Expect(chats).ToHaveCountAsync(2);
+        await Assertions.Expect(page.GetByTestId("message-input")).ToBeFocusedAsync();
 
         await page.GetByTestId("rename-session").ClickAsync();
         await page.GetByTestId("title-input").FillAsync("Holiday plans");

@@ -1,0 +1,139 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Workers.Contracts;
+using Workers.Core.Sessions;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.Sessions;
+
+/// <summary>What a user does with sessions, as the app role, and what one user cannot do to another's.</summary>
+public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
+{
+    private TestDatabase _db = null!;
+    private NpgsqlDataSource _dataSource = null!;
+    private SessionLifecycle _sessions = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _db = await services.CreateDatabaseAsync();
+        _dataSource = _db.AppDataSource();
+        _sessions = new SessionLifecycle(new SessionStore(_dataSource));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        await _db.DisposeAsync();
+    }
+
+    private async Task AddTurnsAsync(Guid session, string owner, int count)
+    {
+        await _db.ExecuteAsync($"""
+            INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, first_seq, last_seq, started_at)
+            SELECT '{session}', n, '{owner}', gen_random_uuid(), 'message ' || n, 'reply ' || n, 'complete', n * 10 + 1, n * 10 + 5, now()
+            FROM generate_series(1, {count}) n;
+            INSERT INTO workers.session_notes (session_id, key, owner_id, value) VALUES ('{session}', 'k', '{owner}', 'v');
+            INSERT INTO workers.inbox (session_id, request_id, owner_id, status) VALUES ('{session}', gen_random_uuid(), '{owner}', 'complete');
+            UPDATE workers.sessions SET turn_seq = {count} WHERE id = '{session}';
+            """);
+    }
+
+    [Fact]
+    public async Task A_user_creates_lists_renames_pages_through_and_deletes_own_sessions()
+    {
+        var first = await _sessions.CreateAsync("alice", "  first  ", default);
+        var second = await _sessions.CreateAsync("alice", null, default);
+        await _sessions.CreateAsync("bob", "bob's", default);
+        Assert.Equal("first", first.Title);
+        Assert.Equal(new[] { first.Id, second.Id }.Order(), (await _sessions.ListAsync("alice", default)).Select(s => s.Id).Order());
+
+        Assert.Equal("renamed", (await _sessions.RenameAsync("alice", first.Id, "renamed", default)).Title);
+        var tooLong = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.RenameAsync("alice", first.Id, new string('x', 201), default));
+        Assert.Equal(ErrorCodes.TooLarge, tooLong.Code);
+
+        await AddTurnsAsync(first.Id, "alice", 25);
+        var page1 = await _sessions.HistoryAsync("alice", first.Id, afterSeq: 0, limit: 10, default);
+        var page2 = await _sessions.HistoryAsync("alice", first.Id, afterSeq: page1[^1].LastSeq, limit: 10, default);
+        var page3 = await _sessions.HistoryAsync("alice", first.Id, afterSeq: page2[^1].LastSeq, limit: 10, default);
+        Assert.Equal(Enumerable.Range(1, 25).Select(n => (long)n), page1.Concat(page2).Concat(page3).Select(t => t.TurnNo));
+
+        await _sessions.DeleteAsync("alice", first.Id, default);
+        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes" })
+        {
+            var column = table == "sessions" ? "id" : "session_id";
+            Assert.Equal(0L, await _db.ScalarAsync<long>($"SELECT count(*) FROM workers.{table} WHERE {column} = '{first.Id}'"));
+        }
+    }
+
+    [Fact]
+    public async Task Another_users_session_and_a_missing_one_give_the_same_session_not_found()
+    {
+        var alices = await _sessions.CreateAsync("alice", "private", default);
+        await AddTurnsAsync(alices.Id, "alice", 2);
+        foreach (var id in new[] { alices.Id, Guid.NewGuid() })
+        {
+            var errors = new[]
+            {
+                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.GetAsync("bob", id, default)),
+                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.HistoryAsync("bob", id, 0, 10, default)),
+                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.RenameAsync("bob", id, "mine now", default)),
+                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.DeleteAsync("bob", id, default)),
+            };
+            Assert.All(errors, e => Assert.Equal((ErrorCodes.SessionNotFound, "no such session"), (e.Code, e.Message)));
+        }
+
+        Assert.Equal("private", (await _sessions.GetAsync("alice", alices.Id, default)).Title);
+        Assert.Equal(2, (await _sessions.HistoryAsync("alice", alices.Id, 0, 10, default)).Count);
+    }
+
+    [Fact]
+    public async Task The_query_filters_still_separate_users_when_the_policies_are_gone()
+    {
+        var alices = await _sessions.CreateAsync("alice", "a", default);
+        var bobs = await _sessions.CreateAsync("bob", "b", default);
+        await AddTurnsAsync(alices.Id, "alice", 3);
+        await AddTurnsAsync(bobs.Id, "bob", 3);
+        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes" })
+        {
+            await _db.ExecuteAsync($"ALTER TABLE workers.{table} DISABLE ROW LEVEL SECURITY");
+        }
+
+        var store = new SessionStore(_dataSource);
+        await using var scope = await store.BeginAsync("alice", alices.Id, default);
+        Assert.Equal([alices.Id], await scope.Db.Sessions.Select(s => s.Id).ToListAsync());
+        Assert.Equal(3, await scope.Db.Turns.CountAsync());
+        Assert.Equal(1, await scope.Db.Notes.CountAsync());
+        // The raw table shows both users now: the filters, not the database, kept them apart here.
+        Assert.Equal(2, await scope.Db.Sessions.IgnoreQueryFilters().CountAsync());
+    }
+
+    [Fact]
+    public async Task Retention_deletes_idle_sessions_with_all_their_rows_and_reports_the_count()
+    {
+        var idle = await _sessions.CreateAsync("alice", "old", default);
+        var active = await _sessions.CreateAsync("bob", "new", default);
+        await AddTurnsAsync(idle.Id, "alice", 4);
+        await _db.ExecuteAsync($"UPDATE workers.sessions SET last_active_at = now() - interval '40 days' WHERE id = '{idle.Id}'");
+        var retention = new SessionRetentionService(_dataSource, Options.Create(new RetentionOptions { IdleTtl = TimeSpan.FromDays(30) }),
+            NullLogger<SessionRetentionService>.Instance);
+
+        Assert.Equal(1, await retention.SweepAsync(default));
+        Assert.Equal(0L, await _db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE session_id = '{idle.Id}'"));
+        Assert.Equal(1L, await _db.ScalarAsync<long>("SELECT count(*) FROM workers.sessions"));
+        Assert.Equal("new", (await _sessions.GetAsync("bob", active.Id, default)).Title);
+        Assert.Equal(0, await retention.SweepAsync(default));
+    }
+
+    [Fact]
+    public async Task A_scope_needs_a_user_and_an_empty_one_is_refused()
+    {
+        var store = new SessionStore(_dataSource);
+        foreach (var user in new[] { "", new string('u', 129) })
+        {
+            var error = await Assert.ThrowsAsync<ChatErrorException>(() => store.BeginAsync(user, null, default));
+            Assert.Equal(ErrorCodes.InvalidRequest, error.Code);
+        }
+    }
+}
