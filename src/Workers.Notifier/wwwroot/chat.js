@@ -41,11 +41,11 @@
     token: null,
     userId: null,
     connection: null,
-    starting: null, // the promise of the connection's first start
     generation: 0, // bumped at sign-out, so late answers for the previous user are dropped
     sessions: new Map(), // id -> { id, title, createdAt, lastActiveAt, turns }
     views: new Map(), // id -> the open session's thread, turns and stream position
     currentId: null,
+    changes: 0, // local changes to the session list; a list fetched before one of them is stale
   };
 
   // ---- errors ------------------------------------------------------------------------------------------------------
@@ -156,14 +156,13 @@
     await refreshSessions();
     const remembered = sessionStorage.getItem(STORAGE.session);
     const first = remembered && state.sessions.has(remembered) ? remembered : sortedSessions()[0]?.id;
-    if (first) await selectSession(first);
+    if (first && state.currentId === null) await selectSession(first);
   }
 
   function signOut() {
     state.generation += 1;
     const connection = state.connection;
     state.connection = null;
-    state.starting = null;
     if (connection) connection.stop().catch(() => {});
     state.token = null;
     state.userId = null;
@@ -191,7 +190,8 @@
 
   function setConnectionState(value) {
     ui.connection.dataset.state = value;
-    ui.connection.textContent = { connected: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' }[value] || 'offline';
+    const labels = { connected: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' };
+    ui.connection.textContent = labels[value] || 'offline';
     updateComposer();
   }
 
@@ -199,7 +199,7 @@
     return state.connection !== null && state.connection.state === signalR.HubConnectionState.Connected;
   }
 
-  /** Reconnect at once, then after 1 s, 2 s, 4 s ... at most 30 s apart; never with a token that has expired. */
+  /** Reconnect at once, then after 1 s, 2 s, 4 s ... at most 10 s apart; never with a token that has expired. */
   function retryDelay(retry) {
     if (tokenExpired()) {
       setTimeout(() => {
@@ -208,7 +208,7 @@
       }, 0);
       return null;
     }
-    return retry.previousRetryCount === 0 ? 0 : Math.min(30000, 1000 * 2 ** (retry.previousRetryCount - 1));
+    return retry.previousRetryCount === 0 ? 0 : Math.min(10000, 1000 * 2 ** (retry.previousRetryCount - 1));
   }
 
   /** Whether the token's exp claim has passed (the server decides; this only stops hopeless reconnects). */
@@ -254,7 +254,7 @@
     });
 
     setConnectionState('connecting');
-    state.starting = startConnection(connection, generation);
+    startConnection(connection, generation);
   }
 
   async function startConnection(connection, generation) {
@@ -290,7 +290,7 @@
       .then(() => {
         if (generation !== state.generation) return;
         setConnectionState('connecting');
-        state.starting = startConnection(connection, generation).then(() => {
+        startConnection(connection, generation).then(() => {
           if (connected()) clearError();
         });
       })
@@ -303,8 +303,10 @@
 
   // ---- sessions ----------------------------------------------------------------------------------------------------
 
+  /** Most recently active first. */
   function sortedSessions() {
-    return [...state.sessions.values()].sort((a, b) => String(b.lastActiveAt || b.createdAt).localeCompare(String(a.lastActiveAt || a.createdAt)));
+    const active = (session) => Date.parse(session.lastActiveAt || session.createdAt) || 0;
+    return [...state.sessions.values()].sort((a, b) => active(b) - active(a));
   }
 
   function key(id) {
@@ -312,7 +314,12 @@
   }
 
   async function refreshSessions() {
-    const list = await api('GET', '/api/sessions');
+    let list;
+    for (;;) {
+      const changes = state.changes;
+      list = await api('GET', '/api/sessions');
+      if (changes === state.changes) break; // else a chat was created, renamed or deleted meanwhile: ask again
+    }
     state.sessions.clear();
     for (const session of list || []) state.sessions.set(key(session.id), { ...session, id: key(session.id) });
     renderSessions();
@@ -355,11 +362,13 @@
     ui.newSession.disabled = true;
     try {
       const session = await api('POST', '/api/sessions', { title: DEFAULT_TITLE });
+      state.changes += 1;
       const id = key(session.id);
       state.sessions.set(id, { turns: 0, ...session, id });
       renderSessions();
       await selectSession(id);
-      ui.input.focus();
+      // Ready to type, unless the user has already moved on (say, to rename the chat).
+      if (document.activeElement === document.body || document.activeElement === ui.newSession) ui.input.focus();
     } catch (error) {
       showError(error);
     } finally {
@@ -369,6 +378,7 @@
 
   async function renameSession(id, title) {
     const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { title });
+    state.changes += 1;
     const session = state.sessions.get(id);
     if (session) {
       session.title = updated && typeof updated.title === 'string' ? updated.title : title;
@@ -425,6 +435,7 @@
     clearError();
     try {
       await api('DELETE', `/api/sessions/${encodeURIComponent(id)}`);
+      state.changes += 1;
     } catch (error) {
       if (error.code !== 'session_not_found') {
         showError(error);
@@ -483,7 +494,11 @@
 
   function showThread(view) {
     const session = view && state.sessions.get(view.id);
-    ui.title.textContent = session ? session.title || DEFAULT_TITLE : state.token ? 'Choose a chat or start a new one' : 'Sign in to start chatting';
+    if (session) {
+      ui.title.textContent = session.title || DEFAULT_TITLE;
+    } else {
+      ui.title.textContent = state.token ? 'Choose a chat or start a new one' : 'Sign in to start chatting';
+    }
     ui.sessionActions.hidden = !session;
     ui.messages.replaceChildren(...(view ? [view.thread] : []));
     updateComposer();
@@ -498,7 +513,8 @@
     view.thread.append(loading);
     try {
       for (let afterSeq = 0; ;) {
-        const page = await api('GET', `/api/sessions/${encodeURIComponent(view.id)}/turns?afterSeq=${afterSeq}&limit=${HISTORY_PAGE}`);
+        const path = `/api/sessions/${encodeURIComponent(view.id)}/turns?afterSeq=${afterSeq}&limit=${HISTORY_PAGE}`;
+        const page = await api('GET', path);
         if (generation !== state.generation) return;
         for (const turn of page || []) renderStoredTurn(view, turn);
         const last = page && page.length ? page[page.length - 1] : null;
@@ -519,7 +535,7 @@
     const turn = ensureTurn(view, stored.requestId, stored.userText);
     turn.started = true;
     turn.counted = true;
-    const status = stored.status === 'complete' || stored.status === 'cancelled' || stored.status === 'failed' ? stored.status : 'complete';
+    const status = TERMINAL.has(stored.status) ? stored.status : 'complete';
     setReply(turn, stored.replyText || '');
     if (status === 'failed') {
       setError(turn, stored.errorCode || 'failed', '');
@@ -662,7 +678,8 @@
     meta.hidden = true;
     bubble.append(tools, text, note, meta);
 
-    turn = { requestId: id, bubble, textNode: text, tools, note, meta, text: '', status: 'streaming', started: false, user: null };
+    turn = { requestId: id, bubble, textNode: text, tools, note, meta, user: null };
+    Object.assign(turn, { text: '', status: 'streaming', started: false, counted: false, stopping: false });
     view.turns.set(id, turn);
     if (userText) turn.user = addUserBubble(view, turn, userText);
     view.thread.append(bubble);

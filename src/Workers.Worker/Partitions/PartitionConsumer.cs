@@ -7,15 +7,14 @@ namespace Workers.Worker.Partitions;
 
 /// <summary>
 /// Consumes one partition queue on its own channel while this worker holds the partition's lease. Deliveries are
-/// handed on in the order the broker sent them; stopping cancels the consumer, lets running turns finish and ack,
-/// and leaves requests that had not started unacked, so the broker returns them to the next owner in order.
+/// handed on in the order the broker sent them; stopping lets running turns finish and ack, leaves every request that
+/// had not started unacked, and closes the channel, so the broker returns them to the next owner in order.
 /// </summary>
 public sealed class PartitionConsumer
 {
     private readonly IChannel _channel;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private string _consumerTag = "";
     private int _inFlight;
     private volatile bool _stopping;
 
@@ -55,7 +54,7 @@ public sealed class PartitionConsumer
             var delivery = new PartitionDelivery(partitionConsumer, e.DeliveryTag, e.Body.ToArray(), e.BasicProperties, e.Redelivered);
             return onDelivery(delivery);
         };
-        partitionConsumer._consumerTag = await channel.BasicConsumeAsync(
+        await channel.BasicConsumeAsync(
             Partitioning.QueueName(partition), autoAck: false, consumer, cancellationToken);
         return partitionConsumer;
     }
@@ -106,19 +105,10 @@ public sealed class PartitionConsumer
 
     public async Task StopAsync(TimeSpan drainTimeout)
     {
+        // No basic.cancel: on a quorum queue (3.10.8) a delivery already on its way to a cancelled consumer came back
+        // behind newer messages of the same session (caught by the SIGKILL ordering test). Without a cancel, whatever
+        // arrives now is left unacked and the channel's close returns all of it together, at the head, in order.
         _stopping = true;
-        try
-        {
-            if (_channel.IsOpen)
-            {
-                await _channel.BasicCancelAsync(_consumerTag);
-            }
-        }
-        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.AlreadyClosedException or RabbitMQ.Client.Exceptions.OperationInterruptedException)
-        {
-            _logger.LogDebug("Partition {Partition} channel already closed at stop", Partition);
-        }
-
         if (InFlight == 0)
         {
             _drained.TrySetResult();
@@ -129,6 +119,17 @@ public sealed class PartitionConsumer
         {
             _logger.LogWarning("Partition {Partition}: {Count} turns still running after {Timeout}; closing its channel",
                 Partition, InFlight, drainTimeout);
+        }
+
+        try
+        {
+            // Wait for the broker's close-ok, so the unacked requests are back in the queue before the lease is released.
+            await _channel.CloseAsync();
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.AlreadyClosedException or RabbitMQ.Client.Exceptions.OperationInterruptedException
+                                       or IOException or ObjectDisposedException or TimeoutException)
+        {
+            _logger.LogDebug("Partition {Partition} channel was already closed", Partition);
         }
 
         await _channel.DisposeAsync();

@@ -28,6 +28,8 @@ public sealed class PartitionDispatcher(
         }
 
         var request = parsed.Request;
+        logger.LogDebug("Delivery of request {RequestId} in session {SessionId} on partition {Partition} (epoch {Epoch}, count {Count})",
+            request.RequestId, request.SessionId, delivery.Source.Partition, delivery.Source.Epoch, delivery.DeliveryCount);
         if (delivery.DeliveryCount > _maxDeliveries)
         {
             logger.LogError("Parked request {RequestId} of session {SessionId}: delivered {Count} times", request.RequestId,

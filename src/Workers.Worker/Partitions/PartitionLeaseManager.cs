@@ -26,12 +26,14 @@ public sealed class PartitionLeaseManager(
 {
     // First key of the two-int advisory lock: a fixed namespace so other advisory lock users cannot collide.
     private const int LockNamespace = 0x57524B52; // "WRKR"
+    private const int MemberNamespace = 0x57524B4D; // "WRKM"
 
     private readonly WorkerOptions _options = workerOptions.Value;
     private readonly int _partitions = topologyOptions.Value.Partitions;
     private readonly Dictionary<int, PartitionConsumer> _owned = [];
     private readonly Dictionary<int, Task> _releasing = [];
     private NpgsqlConnection? _leaseConnection;
+    private int _memberLock;
     private IConnection? _broker;
 
     /// <summary>Partitions this worker consumes now.</summary>
@@ -136,6 +138,7 @@ public sealed class PartitionLeaseManager(
 
             // Held for the worker's life and never returned to the pool: the advisory locks live on this session.
             _leaseConnection = await dataSource.OpenConnectionAsync(cancellationToken);
+            _memberLock = await TakeMemberLockAsync(cancellationToken);
         }
 
         var (rank, members) = await HeartbeatAsync(cancellationToken);
@@ -184,13 +187,25 @@ public sealed class PartitionLeaseManager(
             BatchCommands =
             {
                 new NpgsqlBatchCommand(
-                    "INSERT INTO workers.worker_members (worker_id) VALUES ($1) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()")
+                    """
+                    INSERT INTO workers.worker_members (worker_id, lock_key) VALUES ($1, $2)
+                    ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), lock_key = EXCLUDED.lock_key
+                    """)
                 {
-                    Parameters = { new NpgsqlParameter { Value = identity.Id } },
+                    Parameters = { new NpgsqlParameter { Value = identity.Id }, new NpgsqlParameter { Value = _memberLock } },
                 },
-                new NpgsqlBatchCommand("DELETE FROM workers.worker_members WHERE heartbeat_at < now() - $1")
+                // Dead: silent for too long, or its liveness lock is gone (its connection died with it).
+                new NpgsqlBatchCommand(
+                    """
+                    DELETE FROM workers.worker_members m
+                    WHERE m.heartbeat_at < now() - $1
+                       OR NOT EXISTS (SELECT 1 FROM pg_locks l
+                                      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $2::oid
+                                        AND l.objid = m.lock_key::oid AND l.objsubid = 2
+                                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                    """)
                 {
-                    Parameters = { new NpgsqlParameter { Value = _options.MemberTimeout } },
+                    Parameters = { new NpgsqlParameter { Value = _options.MemberTimeout }, new NpgsqlParameter { Value = (long)MemberNamespace } },
                 },
                 new NpgsqlBatchCommand("SELECT worker_id FROM workers.worker_members ORDER BY worker_id"),
             },
@@ -206,6 +221,22 @@ public sealed class PartitionLeaseManager(
 
         var rank = members.IndexOf(identity.Id);
         return (rank < 0 ? members.Count : rank, Math.Max(1, members.Count + (rank < 0 ? 1 : 0)));
+    }
+
+    /// <summary>A random key nobody else holds, locked for this worker's life on the lease connection.</summary>
+    private async Task<int> TakeMemberLockAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var key = Random.Shared.Next(1, int.MaxValue);
+            await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock($1, $2)", _leaseConnection);
+            tryLock.Parameters.Add(new NpgsqlParameter { Value = MemberNamespace });
+            tryLock.Parameters.Add(new NpgsqlParameter { Value = key });
+            if ((bool)(await tryLock.ExecuteScalarAsync(cancellationToken))!)
+            {
+                return key;
+            }
+        }
     }
 
     private async Task<bool> TryAcquireAsync(int partition, CancellationToken cancellationToken)

@@ -169,6 +169,8 @@ public sealed class TurnProcessor(
             return;
         }
 
+        logger.LogDebug("Committed request {RequestId} as turn {TurnNo} of session {SessionId} on partition {Partition} (epoch {Epoch})",
+            request.RequestId, turn.TurnNo, request.SessionId, delivery.Source.Partition, delivery.Source.Epoch);
         switch (outcome)
         {
             case TurnStatus.Complete:

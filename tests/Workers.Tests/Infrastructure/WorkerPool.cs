@@ -187,6 +187,14 @@ public sealed class WorkerPool : IAsyncDisposable
     public static int Counter(string text) =>
         int.Parse(text.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>The workers' log lines about the sessions an ordering report names, to explain a breach.</summary>
+    public string LogOf(OrderingReport report)
+    {
+        var sessions = report.Examples.Select(e => e.Split(':')[0]).Distinct().ToList();
+        return string.Join('\n', _workers.SelectMany(w => w.Log.Where(l => sessions.Any(s => l.Contains(s, StringComparison.Ordinal)))
+            .Select(l => $"{w.Id}: {l}")).Take(200));
+    }
+
     public async Task<long> TurnCountAsync() => await Db.ScalarAsync<long>("SELECT count(*) FROM workers.turns");
 
     public async ValueTask DisposeAsync()

@@ -7,18 +7,26 @@ using Workers.Tests.Infrastructure;
 namespace Workers.Tests.Notifier;
 
 /// <summary>
-/// The notifier's chat page in a real headless Chromium (Debian's, at /usr/bin/chromium; test.sh installs it) against the
-/// whole system: a worker whose offline model streams 40 tokens 50 ms apart, and the notifier in Development.
+/// The notifier's chat page in a real headless Chromium (Debian's, at /usr/bin/chromium; test.sh installs it), driven by
+/// Playwright, against the whole system: a worker whose offline model streams slowly, and the notifier in Development.
 /// </summary>
 [Collection("worker pools")]
 public sealed class Chat_page_in_a_browser(ServicesFixture services)
 {
     private const string Chromium = "/usr/bin/chromium";
 
+    /// <summary>Replies of 40 tokens 50 ms apart: 2 s of streaming.</summary>
     private static readonly Dictionary<string, string> SlowModel = new()
     {
         ["Llm__Offline__Tokens"] = "40",
         ["Llm__Offline__TokenDelay"] = "00:00:00.050",
+    };
+
+    /// <summary>Replies of 100 tokens 100 ms apart: 10 s, time enough to act while one streams.</summary>
+    private static readonly Dictionary<string, string> SlowerModel = new()
+    {
+        ["Llm__Offline__Tokens"] = "100",
+        ["Llm__Offline__TokenDelay"] = "00:00:00.100",
     };
 
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
@@ -78,7 +86,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     [Fact]
     public async Task Stop_keeps_the_partial_reply_and_a_reload_shows_the_conversation_from_history()
     {
-        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowModel);
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowerModel);
         await using var _ = pool;
         await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
         var page = browser.Page;
@@ -89,7 +97,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await page.GetByTestId("message-input").FillAsync("hello there");
         await page.GetByTestId("send").ClickAsync();
         var replies = page.GetByTestId("messages").GetByTestId("assistant");
-        await Assertions.Expect(replies.Nth(0)).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+        await Assertions.Expect(replies.Nth(0)).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 60_000 });
 
         await page.GetByTestId("message-input").FillAsync("and now a long answer please");
         await page.GetByTestId("message-input").PressAsync("Enter");
@@ -100,7 +108,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await Assertions.Expect(second).ToContainTextAsync("(stopped)");
         var partial = await second.GetByTestId("reply-text").TextContentAsync() ?? "";
         Assert.NotEmpty(partial);
-        Assert.True(partial.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length < 40, $"stopped before the end: '{partial}'");
+        Assert.True(partial.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length < 100, $"stopped before the end: '{partial}'");
         await Assertions.Expect(page.GetByTestId("stop")).ToBeHiddenAsync();
 
         // A reload keeps the sign-in (session storage) and rebuilds the conversation from the REST history.
@@ -121,7 +129,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     [Fact]
     public async Task Chats_are_renamed_and_deleted_and_a_refusal_from_the_hub_is_shown()
     {
-        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowModel);
+        var (pool, notifier) = await NotifierSystem.StartAsync(services);
         await using var _ = pool;
         await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
         var page = browser.Page;
@@ -174,11 +182,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     [Fact]
     public async Task A_reply_streaming_while_the_notifier_restarts_resumes_where_the_page_left_off()
     {
-        var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string>
-        {
-            ["Llm__Offline__Tokens"] = "100",
-            ["Llm__Offline__TokenDelay"] = "00:00:00.100",
-        });
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowerModel);
         await using var _ = pool;
         await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
         var page = browser.Page;
@@ -296,6 +300,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
                 ViewportSize = new() { Width = 1200, Height = 800 },
             });
             context.SetDefaultTimeout(15_000);
+            Assertions.SetDefaultExpectTimeout(15_000);
             return new Browser(playwright, browser, await context.NewPageAsync());
         }
 

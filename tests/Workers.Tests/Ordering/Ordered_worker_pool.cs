@@ -42,7 +42,11 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
     [Fact]
     public async Task A_worker_killed_mid_turn_loses_nothing_and_its_partitions_move_within_10_seconds()
     {
-        var settings = new Dictionary<string, string>(RoomyLanes) { ["Llm__Offline__TokenDelay"] = "00:00:00.002" };
+        var settings = new Dictionary<string, string>(RoomyLanes)
+        {
+            ["Llm__Offline__TokenDelay"] = "00:00:00.002",
+            ["Logging__LogLevel__Workers"] = "Debug",
+        };
         await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
         var w1 = await pool.StartWorkerAsync();
         var w2 = await pool.StartWorkerAsync();
@@ -55,15 +59,17 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         Assert.Contains(w2.Log, l => l.Contains("owns partition", StringComparison.Ordinal));
         w2.Kill();
         var killedAt = Stopwatch.StartNew();
+        var survivors = await pool.WaitForBalanceAsync([w1, w3], TimeSpan.FromSeconds(10));
+        Report($"every partition owned again by the survivors {survivors.TotalSeconds:F1} s after SIGKILL");
         var w4 = await pool.StartWorkerAsync();
-        var rebalanced = await pool.WaitForBalanceAsync([w1, w3, w4], TimeSpan.FromSeconds(15));
-        Report($"every partition owned again {killedAt.Elapsed.TotalSeconds:F1} s after SIGKILL (balanced wait {rebalanced.TotalSeconds:F1} s)");
-        Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(10), $"took {killedAt.Elapsed}");
+        var rebalanced = await pool.WaitForBalanceAsync([w1, w3, w4], TimeSpan.FromSeconds(10));
+        Report($"balanced over the survivors and the new worker {rebalanced.TotalSeconds:F1} s after it was ready " +
+               $"({killedAt.Elapsed.TotalSeconds:F1} s after the kill)");
 
         await publishing;
         await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3));
         var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
-        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
         await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
             TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
         var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
