@@ -9,7 +9,7 @@ public sealed class ChatEventConsumer<T>(SessionSubscriptions subscriptions, Tur
 {
     public async Task Consume(ConsumeContext<T> context)
     {
-        var clientEvent = ClientEvent.From(context.Message);
+        var clientEvent = ClientEvent.From(context.Message) with { SentAt = context.SentTime };
         turnsInFlight.Observe(clientEvent);
         await subscriptions.DeliverAsync(clientEvent);
     }

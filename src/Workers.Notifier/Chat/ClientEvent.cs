@@ -31,6 +31,9 @@ public sealed record ClientEvent(string Type, Guid SessionId, Guid RequestId, st
 
     public double? TotalMs { get; init; }
 
+    /// <summary>When the worker published the event (UTC), for clients and benchmarks measuring delivery lag.</summary>
+    public DateTime? SentAt { get; init; }
+
     public bool IsFinal => Type is nameof(TurnCompleted) or nameof(TurnFailed) or nameof(TurnCancelled);
 
     public static ClientEvent From(object message) => message switch
