@@ -75,6 +75,19 @@ public sealed class FakeOpenAI : IAsyncDisposable
         await DoneAsync(context);
     });
 
+    /// <summary>Holds the request longer than the client's timeout, then gives up on it.</summary>
+    public FakeOpenAI Stall(TimeSpan howLong) => Then(async context =>
+    {
+        try
+        {
+            await Task.Delay(howLong, context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client timed out and went away, as intended.
+        }
+    });
+
     public FakeOpenAI ToolCall(string function, string argumentsJson) => Then(async context =>
     {
         await StartStreamAsync(context);

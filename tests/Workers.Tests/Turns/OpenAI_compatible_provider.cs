@@ -8,10 +8,17 @@ namespace Workers.Tests.Turns;
 [Collection("worker pools")]
 public sealed class OpenAI_compatible_provider(ServicesFixture services)
 {
-    private static async Task<(WorkerPool Pool, FakeOpenAI Model)> StartAsync(ServicesFixture services)
+    private static async Task<(WorkerPool Pool, FakeOpenAI Model)> StartAsync(ServicesFixture services,
+        IReadOnlyDictionary<string, string>? extra = null)
     {
         var model = await FakeOpenAI.StartAsync();
-        var pool = await WorkerPool.CreateAsync(services, settings: model.WorkerSettings);
+        var settings = new Dictionary<string, string>(model.WorkerSettings);
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
+        var pool = await WorkerPool.CreateAsync(services, settings: settings);
         await pool.StartWorkerAsync();
         return (pool, model);
     }
@@ -105,6 +112,18 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         Assert.Equal("after waiting", (await TurnAsync(pool, Guid.NewGuid(), "msg 1")).Text);
         Assert.Equal(2, model.Requests.Count);
         Assert.True(model.Requests[1].At - model.Requests[0].At >= TimeSpan.FromSeconds(1.9), "Retry-After was not honoured");
+    }
+
+    [Fact]
+    public async Task A_call_that_times_out_is_retried()
+    {
+        var (pool, model) = await StartAsync(services, new Dictionary<string, string> { ["Llm__OpenAI__Timeout"] = "00:00:02" });
+        await using var _ = pool;
+        await using var __ = model;
+        model.Stall(TimeSpan.FromSeconds(10)).Text("eventually");
+        Assert.Equal("eventually", (await TurnAsync(pool, Guid.NewGuid(), "msg 1")).Text);
+        Assert.Equal(2, model.Requests.Count);
+        Assert.InRange(model.Requests[1].At - model.Requests[0].At, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(8));
     }
 
     [Fact]
