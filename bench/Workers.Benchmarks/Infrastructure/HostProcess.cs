@@ -61,6 +61,16 @@ internal sealed class HostProcess : IAsyncDisposable
         var deadline = DateTime.UtcNow + timeout;
         while (!_log.Any(l => l.Contains(text, StringComparison.Ordinal)))
         {
+            if (_process.HasExited)
+            {
+                // Drain the redirected output before judging: the line may still be on its way.
+                _process.WaitForExit();
+                if (_log.Any(l => l.Contains(text, StringComparison.Ordinal)))
+                {
+                    return;
+                }
+            }
+
             if (_process.HasExited || DateTime.UtcNow > deadline)
             {
                 throw new TimeoutException(
@@ -201,6 +211,12 @@ internal sealed class CpuSample
         return sample;
     }
 
-    public IReadOnlyDictionary<string, TimeSpan> Minus(CpuSample before) =>
-        _values.ToDictionary(p => p.Key, p => p.Value - before._values.GetValueOrDefault(p.Key));
+    /// <summary>Deltas per party, plus "other" = machine busy minus every party named (other processes, the kernel).</summary>
+    public IReadOnlyDictionary<string, TimeSpan> Minus(CpuSample before)
+    {
+        var delta = _values.ToDictionary(p => p.Key, p => p.Value - before._values.GetValueOrDefault(p.Key));
+        const string machine = "machine (all CPUs busy)";
+        delta["other (machine minus the above)"] = delta[machine] - delta.Where(p => p.Key != machine).Aggregate(TimeSpan.Zero, (t, p) => t + p.Value);
+        return delta;
+    }
 }

@@ -17,6 +17,7 @@ internal sealed class PgWireCounter : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _relays = [];
     private readonly Task _accepting;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _verbs = new();
     private long _roundTrips, _sync, _query, _parse, _bind, _execute, _connections, _bytesToServer, _bytesToClient;
 
     public PgWireCounter(string targetHost, int targetPort)
@@ -28,6 +29,9 @@ internal sealed class PgWireCounter : IAsyncDisposable
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>Statements by first word (Parse and Query messages), e.g. "P SELECT", "Q COMMIT".</summary>
+    public IReadOnlyDictionary<string, long> Verbs() => new Dictionary<string, long>(_verbs);
 
     public Counts Read() => new(Interlocked.Read(ref _roundTrips), Interlocked.Read(ref _sync), Interlocked.Read(ref _query),
         Interlocked.Read(ref _parse), Interlocked.Read(ref _bind), Interlocked.Read(ref _execute), Interlocked.Read(ref _connections),
@@ -150,6 +154,20 @@ internal sealed class PgWireCounter : IAsyncDisposable
             if (state.Remaining > 0)
             {
                 state.Remaining--;
+                if (state.Capture is { } capture)
+                {
+                    if (capture.Count < 64)
+                    {
+                        capture.Add(b);
+                    }
+
+                    if (state.Remaining == 0 || capture.Count == 64)
+                    {
+                        Classify(state.CaptureType, capture);
+                        state.Capture = null;
+                    }
+                }
+
                 continue;
             }
 
@@ -185,6 +203,12 @@ internal sealed class PgWireCounter : IAsyncDisposable
             var typedLength = (state.Header[1] << 24) | (state.Header[2] << 16) | (state.Header[3] << 8) | state.Header[4];
             state.HeaderFill = 0;
             state.Remaining = typedLength - 4;
+            if (state.Header[0] is (byte)'P' or (byte)'Q' && state.Remaining > 0)
+            {
+                state.Capture = [];
+                state.CaptureType = (char)state.Header[0];
+            }
+
             switch ((char)state.Header[0])
             {
                 case 'S': Interlocked.Increment(ref _sync); break;
@@ -196,8 +220,29 @@ internal sealed class PgWireCounter : IAsyncDisposable
         }
     }
 
+    private void Classify(char type, List<byte> payload)
+    {
+        var bytes = payload.ToArray().AsSpan();
+        if (type == 'P')
+        {
+            // Parse: statement name (C string), then the query text.
+            var end = bytes.IndexOf((byte)0);
+            bytes = end < 0 ? [] : bytes[(end + 1)..];
+        }
+
+        var text = System.Text.Encoding.ASCII.GetString(bytes).TrimStart();
+        var word = new string(text.TakeWhile(c => char.IsLetter(c) || c == '_').ToArray()).ToUpperInvariant();
+        _verbs.AddOrUpdate($"{type} {(word.Length == 0 ? "?" : word)}", 1, (_, n) => n + 1);
+    }
+
+    public static IReadOnlyDictionary<string, long> Delta(IReadOnlyDictionary<string, long> after, IReadOnlyDictionary<string, long> before) =>
+        after.Select(p => (p.Key, Value: p.Value - before.GetValueOrDefault(p.Key))).Where(p => p.Value != 0)
+            .OrderBy(p => p.Key, StringComparer.Ordinal).ToDictionary(p => p.Key, p => p.Value);
+
     private sealed class Connection
     {
+        public List<byte>? Capture;
+        public char CaptureType;
         public bool Typed;
         public bool ServerAnswered = true;
         public int HeaderFill;

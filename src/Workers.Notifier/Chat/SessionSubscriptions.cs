@@ -20,7 +20,11 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
     public Subscriber Begin(string connectionId, string userId, Guid sessionId, long afterSeq)
     {
         var subscriber = new Subscriber(connectionId, userId, sessionId, afterSeq);
-        _bySession.GetOrAdd(sessionId, _ => new())[connectionId] = subscriber;
+        lock (_bySession)
+        {
+            _bySession.GetOrAdd(sessionId, _ => new())[connectionId] = subscriber;
+        }
+
         _byConnection.GetOrAdd(connectionId, _ => new())[sessionId] = subscriber;
         return subscriber;
     }
@@ -50,9 +54,13 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
             sessions.TryRemove(sessionId, out _);
         }
 
-        if (_bySession.TryGetValue(sessionId, out var connections))
+        lock (_bySession)
         {
-            connections.TryRemove(connectionId, out _);
+            // Sessions nobody watches any more are dropped, so the map follows the connections, not history.
+            if (_bySession.TryGetValue(sessionId, out var connections) && connections.TryRemove(connectionId, out _) && connections.IsEmpty)
+            {
+                _bySession.TryRemove(sessionId, out _);
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Workers.Worker.Partitions;
 
@@ -7,7 +8,7 @@ namespace Workers.Worker.Lanes;
 /// Per-session FIFO lanes: different sessions run concurrently (up to <see cref="WorkerOptions.MaxConcurrentTurns"/>),
 /// one session strictly one request after another, in the order the requests were enqueued.
 /// </summary>
-public sealed class SessionLanes(IOptions<WorkerOptions> options) : IDisposable
+public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<SessionLanes> logger) : IDisposable
 {
     private readonly Dictionary<Guid, Queue<LaneItem>> _lanes = [];
     private readonly SemaphoreSlim _turnSlots = new(options.Value.MaxConcurrentTurns);
@@ -72,6 +73,15 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options) : IDisposable
                 try
                 {
                     await item.Run();
+                }
+                catch (Exception e)
+                {
+                    // The turn could neither finish nor be refused (the broker or the database went away mid-way).
+                    // Running the session's next request now would overtake this one when it is redelivered.
+                    logger.LogError(e, "Request of session {SessionId} could not be settled; giving partition {Partition} up",
+                        sessionId, item.Delivery.Source.Partition);
+                    item.Delivery.Source.MarkBroken();
+                    item.Delivery.Abandon();
                 }
                 finally
                 {

@@ -17,6 +17,7 @@ public sealed class PartitionConsumer
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inFlight;
     private volatile bool _stopping;
+    private volatile bool _broken;
 
     private PartitionConsumer(int partition, long epoch, IChannel channel, ILogger logger)
     {
@@ -35,6 +36,17 @@ public sealed class PartitionConsumer
     public bool Stopping => _stopping;
 
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The channel closed under us, or a delivery could not be handled: the lease manager gives the partition
+    /// up without draining, and the broker returns everything unacked, in order, to the next owner.</summary>
+    public bool Broken => _broken || !_channel.IsOpen;
+
+    /// <summary>Stops handing out this partition's requests; later ones in a lane are abandoned, not run out of order.</summary>
+    internal void MarkBroken()
+    {
+        _broken = true;
+        _stopping = true;
+    }
 
     public static async Task<PartitionConsumer> StartAsync(
         IConnection connection, int partition, long epoch, ushort prefetch,

@@ -18,6 +18,22 @@ public sealed class PartitionDispatcher(
 
     public async Task DispatchAsync(PartitionDelivery delivery)
     {
+        try
+        {
+            await RouteAsync(delivery);
+        }
+        catch (Exception e)
+        {
+            // A refusal that cannot be published or acked: leave it unacked and stop this partition here, so nothing
+            // behind it runs first; the broker returns it, in order, to the next owner.
+            logger.LogError(e, "Delivery on partition {Partition} could not be routed; giving the partition up", delivery.Source.Partition);
+            delivery.Source.MarkBroken();
+            delivery.Abandon();
+        }
+    }
+
+    private async Task RouteAsync(PartitionDelivery delivery)
+    {
         var parsed = RequestParser.Parse(delivery.Body);
         if (parsed.Request is null)
         {

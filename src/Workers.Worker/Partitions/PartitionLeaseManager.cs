@@ -129,6 +129,13 @@ public sealed class PartitionLeaseManager(
         if (!Ready)
         {
             // Either connection gone means the leases or the deliveries are gone: start over from nothing.
+            if (_broker is not null || _leaseConnection is not null)
+            {
+                logger.LogError("Partition ownership lost its connection (broker open: {Broker}, database open: {Database}); " +
+                    "dropping all partitions and reconnecting", _broker?.IsOpen == true,
+                    _leaseConnection?.State == System.Data.ConnectionState.Open);
+            }
+
             await DropAllAsync();
             _broker = await BrokerConnections.Factory(rabbitOptions.Value, $"worker {identity.Id}").CreateConnectionAsync(cancellationToken);
             await using (var channel = await _broker.CreateChannelAsync(cancellationToken: cancellationToken))
@@ -151,9 +158,20 @@ public sealed class PartitionLeaseManager(
             owned = [.. _owned.Keys.Order()];
         }
 
+        foreach (var partition in owned.Where(IsBroken))
+        {
+            logger.LogWarning("Worker {WorkerId}: partition {Partition} broke; giving it up to be taken again", identity.Id, partition);
+            Release(partition, TimeSpan.Zero);
+        }
+
+        lock (_owned)
+        {
+            owned = [.. _owned.Keys.Order()];
+        }
+
         foreach (var partition in owned.Reverse().Take(Math.Max(0, owned.Length - quota)))
         {
-            Release(partition);
+            Release(partition, _options.DrainTimeout);
         }
 
         var missing = quota - owned.Length;
@@ -270,14 +288,22 @@ public sealed class PartitionLeaseManager(
         return true;
     }
 
-    private void Release(int partition)
+    private bool IsBroken(int partition)
+    {
+        lock (_owned)
+        {
+            return _owned.TryGetValue(partition, out var consumer) && consumer.Broken;
+        }
+    }
+
+    private void Release(int partition, TimeSpan drainTimeout)
     {
         PartitionConsumer consumer;
         lock (_owned)
         {
             consumer = _owned[partition];
             _owned.Remove(partition);
-            _releasing[partition] = consumer.StopAsync(_options.DrainTimeout);
+            _releasing[partition] = consumer.StopAsync(drainTimeout);
         }
 
         logger.LogInformation("Worker {WorkerId} hands over partition {Partition}", identity.Id, partition);

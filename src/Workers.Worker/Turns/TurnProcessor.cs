@@ -163,9 +163,13 @@ public sealed class TurnProcessor(
         };
         if (!await CommitAsync(turn, loaded.TurnSeq, delivery.Source))
         {
-            logger.LogWarning("Turn {RequestId} of session {SessionId} fenced out: the partition or the turn moved on",
-                request.RequestId, request.SessionId);
-            await delivery.AckAsync();
+            // Another worker owns the partition now (or already committed this turn). Acking would drop a request
+            // nobody persisted: leave it unacked and give the partition up, so the broker hands it, and everything
+            // behind it, to the owner in order; the inbox there turns an already-committed one into a no-op.
+            logger.LogWarning("Turn {RequestId} of session {SessionId} fenced out on partition {Partition}: giving the partition up",
+                request.RequestId, request.SessionId, delivery.Source.Partition);
+            delivery.Source.MarkBroken();
+            delivery.Abandon();
             return;
         }
 

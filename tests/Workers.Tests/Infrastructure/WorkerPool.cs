@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Npgsql;
 using Workers.Core.Hosting;
 
@@ -186,6 +187,34 @@ public sealed class WorkerPool : IAsyncDisposable
 
     public static int Counter(string text) =>
         int.Parse(text.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Closes a client's AMQP connection from the broker side, as a network failure would.</summary>
+    public async Task CloseBrokerConnectionAsync(string clientName)
+    {
+        var connections = await _services.Management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
+            $"connections?columns=name,vhost,client_properties");
+        var target = connections!.Single(c => c.GetProperty("vhost").GetString() == Broker.Options.VirtualHost
+            && c.GetProperty("client_properties").TryGetProperty("connection_name", out var name) && name.GetString() == clientName);
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"connections/{Uri.EscapeDataString(target.GetProperty("name").GetString()!)}");
+        request.Headers.Add("X-Reason", "test: broker connection lost");
+        (await _services.Management.SendAsync(request)).EnsureSuccessStatusCode();
+    }
+
+    /// <summary>What a stuck run looks like: each partition queue's ready, unacked and consumers, who owns what, and the
+    /// workers' warnings and errors.</summary>
+    public async Task<string> DiagnoseAsync()
+    {
+        var lines = new List<string>();
+        var queues = await _services.Management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
+            $"queues/{Uri.EscapeDataString(Broker.Options.VirtualHost)}?columns=name,messages_ready,messages_unacknowledged,consumers");
+        lines.AddRange(queues!.Where(q => q.GetProperty("messages_ready").GetInt32() + q.GetProperty("messages_unacknowledged").GetInt32() > 0)
+            .Select(q => $"{q.GetProperty("name")}: ready {q.GetProperty("messages_ready")}, unacked " +
+                         $"{q.GetProperty("messages_unacknowledged")}, consumers {q.GetProperty("consumers")}"));
+        lines.Add("owners: " + string.Join(", ", (await OwnershipAsync()).Select(o => $"{o.Key}={o.Value}")));
+        lines.AddRange(_workers.SelectMany(w => w.Log.Where(l => l.Contains("warn:", StringComparison.Ordinal) || l.Contains("fail:", StringComparison.Ordinal)
+            || l.Contains("crit:", StringComparison.Ordinal)).TakeLast(15).Select(l => $"{w.Id}: {l}")));
+        return string.Join('\n', lines);
+    }
 
     /// <summary>The workers' log lines about the sessions an ordering report names, to explain a breach.</summary>
     public string LogOf(OrderingReport report)

@@ -34,6 +34,18 @@ public sealed class Load
 
     public IReadOnlyDictionary<Guid, int> Expected => Sessions.ToDictionary(s => s, _ => PerSession);
 
+    /// <summary>The first few requests with no persisted turn, and every worker log line and event about them.</summary>
+    public async Task<string> MissingAsync(WorkerPool pool)
+    {
+        var persisted = await pool.PersistedCountersAsync();
+        var missing = Requests.SelectMany(r => r)
+            .Where(r => !persisted.TryGetValue(r.SessionId, out var seen) || !seen.Contains(WorkerPool.Counter(r.Text)))
+            .Take(3).ToList();
+        return string.Join('\n', missing.Select(r => $"missing {r.RequestId} ({r.Text}):\n  " + string.Join("\n  ",
+            pool.Workers.SelectMany(w => w.Log.Where(l => l.Contains(r.RequestId.ToString(), StringComparison.Ordinal)).Select(l => $"{w.Id}: {l}"))
+                .Concat(pool.Events.Events.Where(e => e.RequestId == r.RequestId).Select(e => $"event {e.Type} seq {e.Seq} {e.Code}")))));
+    }
+
     /// <summary>Publishes with <paramref name="producers"/> concurrent channels; a session always uses the same one.</summary>
     public async Task PublishAsync(Broker broker, int producers = 4, TimeSpan? pause = null)
     {
@@ -56,14 +68,23 @@ public sealed class Load
         }));
     }
 
-    public static async Task<TimeSpan> WaitForTurnsAsync(WorkerPool pool, long count, TimeSpan timeout)
+    public static async Task<TimeSpan> WaitForTurnsAsync(WorkerPool pool, long count, TimeSpan timeout, Load? load = null)
     {
         var clock = Stopwatch.StartNew();
-        while (await pool.TurnCountAsync() < count)
+        var (last, progressAt) = (0L, clock.Elapsed);
+        while (await pool.TurnCountAsync() is var done && done < count)
         {
+            // No progress for 30 s means stuck, not slow: stop early with a diagnosis.
+            (last, progressAt) = done > last ? (done, clock.Elapsed) : (last, progressAt);
+            if (clock.Elapsed - progressAt > TimeSpan.FromSeconds(30))
+            {
+                timeout = clock.Elapsed;
+            }
+
             if (clock.Elapsed > timeout)
             {
-                throw new TimeoutException($"{await pool.TurnCountAsync()} of {count} turns after {timeout}");
+                throw new TimeoutException($"{await pool.TurnCountAsync()} of {count} turns after {timeout}\n{await pool.DiagnoseAsync()}" +
+                    (load is null ? "" : "\n" + await load.MissingAsync(pool)));
             }
 
             await Task.Delay(200);

@@ -105,4 +105,40 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
         Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
     }
+
+    [Fact]
+    public async Task Losing_the_broker_connection_and_the_lease_connection_under_load_loses_nothing_and_keeps_order()
+    {
+        var settings = new Dictionary<string, string>(RoomyLanes)
+        {
+            ["Llm__Offline__TokenDelay"] = "00:00:00.002",
+            ["Logging__LogLevel__Workers"] = "Debug",
+        };
+        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        var w1 = await pool.StartWorkerAsync();
+        var w2 = await pool.StartWorkerAsync();
+        await pool.WaitForBalanceAsync([w1, w2], TimeSpan.FromSeconds(20));
+        var load = new Load(sessions: 200, perSession: 20);
+        var publishing = load.PublishAsync(pool.Broker, pause: TimeSpan.FromMilliseconds(100));
+
+        await Load.WaitForTurnsAsync(pool, load.Total / 4, TimeSpan.FromMinutes(2));
+        await pool.CloseBrokerConnectionAsync($"worker {w1.Id}");
+        await Load.WaitForTurnsAsync(pool, load.Total / 2, TimeSpan.FromMinutes(2));
+        // Kills the lease connection (and every other connection) of w2's database session pool: its advisory locks go.
+        await pool.Db.ExecuteAsync(
+            $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND application_name LIKE 'Workers.Worker%' " +
+            $"AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = {0x57524B4D}::oid AND objid::int IN " +
+            $"(SELECT lock_key FROM workers.worker_members WHERE worker_id = '{w2.Id}'))");
+        var recovered = await pool.WaitForBalanceAsync([w1, w2], TimeSpan.FromSeconds(20));
+        Report($"both workers own their share again {recovered.TotalSeconds:F1} s after the faults");
+
+        await publishing;
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
+        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
+        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
+            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
+        Assert.Contains(w1.Log, l => l.Contains("Partition ownership lost its connection", StringComparison.Ordinal));
+        Assert.Contains(w2.Log, l => l.Contains("Partition ownership lost its connection", StringComparison.Ordinal));
+    }
 }
