@@ -81,6 +81,8 @@ internal static class Fanout
                 var clock = Stopwatch.StartNew();
                 var sendStart = DateTime.UtcNow;
                 Out.Line($"fanout: all {clients} clients send at once");
+            using var sampling = new CancellationTokenSource();
+            var depths = SampleQueuesAsync(services, rig.Broker.Options.VirtualHost, sampling.Token);
                 await Task.WhenAll(all.Select(c => c.SendAsync()));
                 Out.Line($"fanout: {clients} SendMessage calls returned after {clock.Elapsed.TotalSeconds:0.00} s");
                 var next = TimeSpan.FromSeconds(5);
@@ -104,6 +106,9 @@ internal static class Fanout
                 }
 
                 var cpu = CpuSample.Take(processes.Select(p => (p.Id.StartsWith('w') ? "workers" : "notifier", p.Pid))).Minus(cpuBefore);
+            await sampling.CancelAsync();
+            var (notifierQueue, requestQueues) = await depths;
+            Out.Line($"fanout: deepest backlog seen: notifier's event queue {Out.I(notifierQueue)}, partition queues together {Out.I(requestQueues)}");
                 var events = all.SelectMany(c => c.Events).ToList();
                 var lastFinal = all.Where(c => c.FinishedAt is not null).Select(c => c.FinishedAt!.Value).DefaultIfEmpty(DateTime.UtcNow).Max();
                 var streaming = (lastFinal - sendStart).TotalSeconds;
@@ -140,7 +145,9 @@ internal static class Fanout
                 table.Row("worker: request taken → commit (TurnCompleted.totalMs)", $"p50 {Out.F(workerTotal.P50, "0")} ms, p99 {Out.F(workerTotal.P99, "0")} ms, max {Out.F(workerTotal.Max, "0")} ms");
                 table.Row("SendMessage → first delta at the client", $"p50 {Out.F(firstDelta.P50, "0")} ms, p99 {Out.F(firstDelta.P99, "0")} ms, max {Out.F(firstDelta.Max, "0")} ms");
                 table.Row("SendMessage → TurnCompleted at the client", $"p50 {Out.F(turnTime.P50, "0")} ms, p99 {Out.F(turnTime.P99, "0")} ms, max {Out.F(turnTime.Max, "0")} ms");
-                table.Row("deltas per turn (mean)", Out.F(deltas / (double)Math.Max(1, completed), "0.0"));
+                table.Row("deepest backlog, notifier's event queue (ready + unacked, management API, sampled 1/s)", Out.I(notifierQueue));
+            table.Row("deepest backlog, request partition queues together", Out.I(requestQueues));
+            table.Row("deltas per turn (mean)", Out.F(deltas / (double)Math.Max(1, completed), "0.0"));
                 table.Row("TurnCompleted received / clients", $"{completed} / {clients}" + (failed.Count > 0 ? $" (failed: {string.Join(", ", failed)})" : ""));
                 table.Row("events of another user or session received", Out.I(foreign));
                 table.Row("events out of seq order at a client", Out.I(outOfOrder));
@@ -169,6 +176,32 @@ internal static class Fanout
         }
 
         return result;
+    }
+
+    /// <summary>The largest depth seen of the notifier's queue and of the request queues, sampled every second.</summary>
+    private static async Task<(long Notifier, long Requests)> SampleQueuesAsync(Services services, string vhost, CancellationToken stop)
+    {
+        long notifier = 0, requests = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var depths = await services.QueueDepthsAsync(vhost);
+                notifier = Math.Max(notifier, depths.Where(d => d.Key.Contains("notifier", StringComparison.OrdinalIgnoreCase)).Sum(d => d.Value));
+                requests = Math.Max(requests, depths.Where(d => d.Key.StartsWith("workers.chat-requests.p", StringComparison.Ordinal)).Sum(d => d.Value));
+                await Task.Delay(1000, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (HttpRequestException)
+            {
+                // sample missed
+            }
+        }
+
+        return (notifier, requests);
     }
 
     private sealed class Client : IAsyncDisposable

@@ -13,6 +13,14 @@ public static class BusRegistration
         this IServiceCollection services, Action<IBusRegistrationConfigurator> addConsumers,
         Action<IBusRegistrationContext, IRabbitMqBusFactoryConfigurator>? configureEndpoints)
     {
+        // Start only once the bus (and every receive endpoint) is up: a notifier that says ready must already be bound
+        // to the events exchange, or a client subscribing at once would miss events.
+        services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(60);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
         services.AddMassTransit(x =>
         {
             addConsumers(x);
