@@ -17,6 +17,17 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
 
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
+    /// <summary>0 reordered, 0 duplicated, 0 lost: in the persisted turns and in the TurnCompleted events (one per request and seq).</summary>
+    private static async Task AssertEverySessionInOrderAsync(WorkerPool pool, Load load)
+    {
+        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
+        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
+        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
+            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
+        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
+        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+    }
+
     [Fact]
     public async Task Three_worker_processes_keep_500_sessions_of_20_requests_in_order()
     {
@@ -28,15 +39,11 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         var clock = Stopwatch.StartNew();
         await load.PublishAsync(pool.Broker);
         var published = clock.Elapsed;
-        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(4));
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(4), load);
         Report($"{load.Total} turns by 3 workers in {clock.Elapsed.TotalSeconds:F1} s ({load.Total / clock.Elapsed.TotalSeconds:F0} turns/s; " +
                $"publishing took {published.TotalSeconds:F1} s)");
 
-        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
-        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
-        await pool.Events.WaitForAsync(e => e.Count(x => x.Type == "TurnCompleted") >= load.Total, TimeSpan.FromSeconds(30), "all TurnCompleted");
-        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
-        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+        await AssertEverySessionInOrderAsync(pool, load);
     }
 
     [Fact]
@@ -67,13 +74,8 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
                $"({killedAt.Elapsed.TotalSeconds:F1} s after the kill)");
 
         await publishing;
-        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3));
-        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
-        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
-        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
-            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
-        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
-        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
+        await AssertEverySessionInOrderAsync(pool, load);
     }
 
     [Fact]
@@ -97,13 +99,8 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         }
 
         await publishing;
-        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3));
-        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
-        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted);
-        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
-            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
-        var events = OrderingChecker.Check(load.Expected, pool.CompletedCounters(load.TextByRequest));
-        Assert.True(events is { Reordered: 0, Duplicated: 0, Lost: 0 }, "TurnCompleted events: " + events);
+        await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
+        await AssertEverySessionInOrderAsync(pool, load);
     }
 
     [Fact]
@@ -134,10 +131,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
 
         await publishing;
         await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
-        var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
-        Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
-        await pool.Events.WaitForAsync(e => e.Where(x => x.Type == "TurnCompleted").DistinctBy(x => x.RequestId).Count() >= load.Total,
-            TimeSpan.FromSeconds(30), "a TurnCompleted for every request");
+        await AssertEverySessionInOrderAsync(pool, load);
         Assert.Contains(w1.Log, l => l.Contains("Partition ownership lost its connection", StringComparison.Ordinal));
         Assert.Contains(w2.Log, l => l.Contains("Partition ownership lost its connection", StringComparison.Ordinal));
     }
