@@ -12,7 +12,8 @@ public sealed record TurnFailed
     /// <summary>The session's owner as the request named it.</summary>
     public required string UserId { get; init; }
 
-    /// <summary>Per-session event number; 0 when the session could not be read (unknown or not the user's).</summary>
+    /// <summary>Per-session event number; 0 when the request was refused before its session was read (unknown or not
+    /// the user's session, malformed, busy, parked): such a failure is outside the session's numbered stream.</summary>
     public required long Seq { get; init; }
 
     /// <summary>A stable code from <see cref="ErrorCodes"/>.</summary>

@@ -36,12 +36,12 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
         lock (subscriber.Gate)
         {
             var merged = replay.Concat(subscriber.Buffer)
-                .Where(e => e.Seq > subscriber.LastSeq)
-                .GroupBy(e => e.Seq).Select(g => g.First())
+                .Where(e => e.Seq > subscriber.LastSeq || e.Seq == 0)
+                .GroupBy(e => e.Seq == 0 ? (object)(e.RequestId, e.Type) : e.Seq).Select(g => g.First())
                 .OrderBy(e => e.Seq)
                 .ToList();
             subscriber.Buffer.Clear();
-            subscriber.LastSeq = merged.Count > 0 ? merged[^1].Seq : subscriber.LastSeq;
+            subscriber.LastSeq = Math.Max(subscriber.LastSeq, merged.Count > 0 ? merged.Max(e => e.Seq) : 0);
             subscriber.Live = true;
             return merged;
         }
@@ -100,12 +100,14 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
                     continue;
                 }
 
-                if (clientEvent.Seq <= subscriber.LastSeq)
+                // Seq 0 marks a refusal issued before the session was read (session_busy, invalid_request, ...): it is
+                // not part of the numbered stream, so it is neither deduplicated nor replayed, only delivered.
+                if (clientEvent.Seq != 0 && clientEvent.Seq <= subscriber.LastSeq)
                 {
                     continue;
                 }
 
-                subscriber.LastSeq = clientEvent.Seq;
+                subscriber.LastSeq = Math.Max(subscriber.LastSeq, clientEvent.Seq);
             }
 
             await hub.Clients.Client(subscriber.ConnectionId).SendAsync("event", clientEvent);

@@ -184,4 +184,24 @@ public sealed class Delivery_resume_and_fanout(ServicesFixture services)
         Assert.Equal(phone.Live.Select(Seq), laptop.Live.Select(Seq));
         Assert.Equal(HubConnectionState.Connected, laptop.Connection.State);
     }
+
+    [Fact]
+    public async Task A_refusal_issued_before_the_session_was_read_still_reaches_the_client()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services,
+            new Dictionary<string, string> { ["Workers__MaxWaitingPerSession"] = "1" },
+            new Dictionary<string, string> { ["Limits__ConcurrentTurns"] = "10" });
+        await using var _ = pool;
+        await using var alice = await notifier.ConnectAsync("alice");
+        var session = await alice.CreateSessionAsync();
+        await alice.SubscribeAsync(session);
+        var first = await alice.SendAsync(session, "msg 1 #think=2000");
+        await alice.WaitForAsync(e => e.Any(x => ChatClient.Is(x, "TurnStarted", first)), TimeSpan.FromSeconds(20), "the first turn");
+        await alice.SendAsync(session, "msg 2");
+        var third = await alice.SendAsync(session, "msg 3");
+
+        await alice.WaitForAsync(e => e.Any(x => ChatClient.Is(x, "TurnFailed", third)), TimeSpan.FromSeconds(20), "the refusal");
+        var refusal = alice.Live.Single(x => ChatClient.Is(x, "TurnFailed", third));
+        Assert.Equal(("session_busy", 0L), (refusal.GetProperty("code").GetString(), Seq(refusal)));
+    }
 }
