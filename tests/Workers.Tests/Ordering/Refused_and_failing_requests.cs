@@ -101,4 +101,28 @@ public sealed class Refused_and_failing_requests(ServicesFixture services)
         Assert.Equal(ErrorCodes.Poisoned, Encoding.UTF8.GetString((byte[])error.BasicProperties.Headers!["MT-Fault-Code"]!));
         Assert.Equal([2], (await pool.PersistedCountersAsync())[session]);
     }
+
+    [Fact]
+    public async Task A_database_connection_dropped_mid_turn_is_retried_in_place_and_the_session_keeps_its_order()
+    {
+        await using var pool = await WorkerPool.CreateAsync(services);
+        var worker = await pool.StartWorkerAsync();
+        var session = Guid.NewGuid();
+        var slow = Broker.Request(session, "alice", "msg 1 #think=1500");
+        var next = Broker.Request(session, "alice", "msg 2");
+        await pool.Broker.PublishAsync(slow);
+        await pool.Broker.PublishAsync(next);
+        await pool.Events.WaitForAsync(e => e.Any(x => x.Type == "TurnStarted" && x.RequestId == slow.RequestId),
+            TimeSpan.FromSeconds(20), "the slow turn to start");
+
+        // Every pooled connection of the app role goes, except the lease connection (which holds advisory locks).
+        await pool.Db.ExecuteAsync(
+            $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_app' " +
+            "AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')");
+        await pool.Events.WaitForAsync(e => e.Any(x => x.Type == "TurnCompleted" && x.RequestId == next.RequestId),
+            TimeSpan.FromSeconds(30), "both turns");
+        Assert.Equal([1, 2], (await pool.PersistedCountersAsync())[session]);
+        Assert.Empty(pool.Events.OfType("TurnFailed"));
+        Assert.Contains(worker.Log, l => l.Contains($"Turn {slow.RequestId} of session {session}: transient failure", StringComparison.Ordinal));
+    }
 }
