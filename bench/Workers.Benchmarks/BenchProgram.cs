@@ -33,8 +33,9 @@ public static class BenchProgram
                               "[--quick] [--out FILE.md] [--option value ...]");
             Console.WriteLine("  history:   --turns-per-user 100 --users 10000 --iterations 2000 --context-iterations 5000");
             Console.WriteLine("  pool:      --workers 3 --partitions 16 --sessions 1000 --requests 10 --rounds 2 --tokens 6 --prefetch 64 --concurrency 64 --queue-type quorum");
-            Console.WriteLine("  turn-cost: --turns 5000 --sessions 500 --partitions 16 --tokens 6");
-            Console.WriteLine("  fanout:    --clients 1000 --workers 2 --tokens 200 --token-delay 00:00:00.010 --delta-interval 00:00:00.040");
+            Console.WriteLine("             --warmup 2000 (requests on other sessions first) --rate 0 (0 = all at once; N = open loop at N requests/s) --timeout 120");
+            Console.WriteLine("  turn-cost: --turns 5000 --requests 10 --partitions 16 --tokens 6 --warmup 1000");
+            Console.WriteLine("  fanout:    --clients 1000 --workers 2 --tokens 200 --token-delay 00:00:00.010 --delta-interval 00:00:00.040 --rounds 2 --connect-batch 50");
             return args.Length == 0 ? 2 : 0;
         }
 

@@ -43,6 +43,10 @@ public static class WorkerRegistration
         services.AddSingleton<TurnEvents>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();
+        var leases = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
+        leases.Pooling = false;
+        leases.ApplicationName = "Workers.Worker leases";
+        services.AddKeyedSingleton(PartitionLeaseManager.LeaseConnections, (_, _) => Npgsql.NpgsqlDataSource.Create(leases));
         services.AddSingleton<PartitionLeaseManager>();
         services.AddHostedService(sp => sp.GetRequiredService<PartitionLeaseManager>());
         services.AddHostedService<SessionRetentionService>();

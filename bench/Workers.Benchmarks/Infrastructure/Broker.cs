@@ -37,7 +37,11 @@ internal sealed class Broker : IAsyncDisposable
 
     public static ChatRequested Request(Guid session, string user, string text) => new()
     {
-        RequestId = Guid.NewGuid(), SessionId = session, UserId = user, Text = text, SentAt = DateTimeOffset.UtcNow,
+        RequestId = Guid.NewGuid(),
+        SessionId = session,
+        UserId = user,
+        Text = text,
+        SentAt = DateTimeOffset.UtcNow,
     };
 
     /// <summary>
@@ -46,9 +50,11 @@ internal sealed class Broker : IAsyncDisposable
     /// <paramref name="stamp"/> is called with each request as it goes out (its <c>sentAt</c> is set then).
     /// </summary>
     public async Task PublishAsync(IReadOnlyList<IReadOnlyList<ChatRequested>> perSession, int producers,
-        Func<ChatRequested, (string Exchange, string RoutingKey)> route, Action<ChatRequested>? stamp = null)
+        Func<ChatRequested, (string Exchange, string RoutingKey)> route, Action<ChatRequested>? stamp = null, double ratePerSecond = 0)
     {
         var rounds = perSession.Max(s => s.Count);
+        // Open loop: each producer publishes its share at ratePerSecond / producers, spread evenly over time.
+        var interval = ratePerSecond > 0 ? TimeSpan.FromSeconds(producers / ratePerSecond) : TimeSpan.Zero;
         await Task.WhenAll(Enumerable.Range(0, producers).Select(async p =>
         {
             await using var channel = await Connection.CreateChannelAsync(new CreateChannelOptions(true, true));
@@ -56,6 +62,8 @@ internal sealed class Broker : IAsyncDisposable
             var properties = new BasicProperties { ContentType = "application/json", Persistent = true };
             // Confirms are awaited in windows, so one channel keeps many publishes in flight (like a real producer).
             var window = new List<Task>(64);
+            var pace = System.Diagnostics.Stopwatch.StartNew();
+            long sent = 0;
             for (var n = 0; n < rounds; n++)
             {
                 foreach (var session in mine)
@@ -65,6 +73,16 @@ internal sealed class Broker : IAsyncDisposable
                         continue;
                     }
 
+                    if (interval > TimeSpan.Zero)
+                    {
+                        var due = interval * sent;
+                        if (due - pace.Elapsed > TimeSpan.FromMilliseconds(1))
+                        {
+                            await Task.Delay(due - pace.Elapsed);
+                        }
+                    }
+
+                    sent++;
                     var request = session[n] with { SentAt = DateTimeOffset.UtcNow };
                     stamp?.Invoke(request);
                     var (exchange, key) = route(request);

@@ -26,6 +26,8 @@ internal sealed class Rig : IAsyncDisposable
 
     public BenchDatabase Db { get; }
 
+    public Services Services => _services;
+
     public Broker Broker { get; }
 
     public Dictionary<string, string> Settings { get; }

@@ -69,7 +69,10 @@ internal sealed class Services : IDisposable
         var admin = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString) { Database = name, Pooling = false };
         var app = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString)
         {
-            Database = name, Username = "workers_app", Password = "workers_app", MaxPoolSize = appPoolSize,
+            Database = name,
+            Username = "workers_app",
+            Password = "workers_app",
+            MaxPoolSize = appPoolSize,
         };
         await Task.Run(() => MigrationRunner.Apply(admin, app, MigrationRunner.DefaultDirectory, NullLogger.Instance));
         return new BenchDatabase(this, name, admin, app);
@@ -83,8 +86,12 @@ internal sealed class Services : IDisposable
             new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
         return new RabbitMqOptions
         {
-            Host = Rabbit.Host, Port = Rabbit.Port, Username = Rabbit.Username, Password = Rabbit.Password,
-            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort,
+            Host = Rabbit.Host,
+            Port = Rabbit.Port,
+            Username = Rabbit.Username,
+            Password = Rabbit.Password,
+            VirtualHost = vhost,
+            ManagementPort = Rabbit.ManagementPort,
         };
     }
 

@@ -149,8 +149,15 @@ internal static class BaselineConsumer
 
             await bus.Publish(new TurnCompleted
             {
-                SessionId = request.SessionId, RequestId = request.RequestId, UserId = request.UserId, Seq = 3, Text = reply,
-                PromptTokens = prompt, CompletionTokens = completion, FirstTokenMs = 0, TotalMs = 0,
+                SessionId = request.SessionId,
+                RequestId = request.RequestId,
+                UserId = request.UserId,
+                Seq = 3,
+                Text = reply,
+                PromptTokens = prompt,
+                CompletionTokens = completion,
+                FirstTokenMs = 0,
+                TotalMs = 0,
             });
         }
     }

@@ -69,20 +69,21 @@ internal static class Fanout
             var rounds = o.Int("rounds", 2);
             for (var round = 1; round <= rounds; round++)
             {
-            foreach (var c in all)
-            {
-                c.Reset();
-            }
+                foreach (var c in all)
+                {
+                    c.Reset();
+                }
 
-            var label = round == 1 ? "round 1: first message, cold worker connection pools" : $"round {round}: warm";
-            Out.Line($"fanout: {label}");
-                await Task.Delay(1000);
+                var label = round == 1 ? "round 1: first message, cold worker connection pools" : $"round {round}: warm";
+                Out.Line($"fanout: {label}");
+                // After a round, long enough for the management API's queue figures (refreshed every ~5 s) to catch up.
+                await Task.Delay(round == 1 ? 1000 : 7000);
                 var cpuBefore = CpuSample.Take(processes.Select(p => (p.Id.StartsWith('w') ? "workers" : "notifier", p.Pid)));
                 var clock = Stopwatch.StartNew();
                 var sendStart = DateTime.UtcNow;
                 Out.Line($"fanout: all {clients} clients send at once");
-            using var sampling = new CancellationTokenSource();
-            var depths = SampleQueuesAsync(services, rig.Broker.Options.VirtualHost, sampling.Token);
+                using var sampling = new CancellationTokenSource();
+                var depths = SampleQueuesAsync(services, rig.Broker.Options.VirtualHost, sampling.Token);
                 await Task.WhenAll(all.Select(c => c.SendAsync()));
                 Out.Line($"fanout: {clients} SendMessage calls returned after {clock.Elapsed.TotalSeconds:0.00} s");
                 var next = TimeSpan.FromSeconds(5);
@@ -106,9 +107,9 @@ internal static class Fanout
                 }
 
                 var cpu = CpuSample.Take(processes.Select(p => (p.Id.StartsWith('w') ? "workers" : "notifier", p.Pid))).Minus(cpuBefore);
-            await sampling.CancelAsync();
-            var (notifierQueue, requestQueues) = await depths;
-            Out.Line($"fanout: deepest backlog seen: notifier's event queue {Out.I(notifierQueue)}, partition queues together {Out.I(requestQueues)}");
+                await sampling.CancelAsync();
+                var (notifierQueue, requestQueues) = await depths;
+                Out.Line($"fanout: deepest backlog seen: notifier's event queue {Out.I(notifierQueue)}, partition queues together {Out.I(requestQueues)}");
                 var events = all.SelectMany(c => c.Events).ToList();
                 var lastFinal = all.Where(c => c.FinishedAt is not null).Select(c => c.FinishedAt!.Value).DefaultIfEmpty(DateTime.UtcNow).Max();
                 var streaming = (lastFinal - sendStart).TotalSeconds;
@@ -146,8 +147,8 @@ internal static class Fanout
                 table.Row("SendMessage → first delta at the client", $"p50 {Out.F(firstDelta.P50, "0")} ms, p99 {Out.F(firstDelta.P99, "0")} ms, max {Out.F(firstDelta.Max, "0")} ms");
                 table.Row("SendMessage → TurnCompleted at the client", $"p50 {Out.F(turnTime.P50, "0")} ms, p99 {Out.F(turnTime.P99, "0")} ms, max {Out.F(turnTime.Max, "0")} ms");
                 table.Row("deepest backlog, notifier's event queue (ready + unacked, management API, sampled 1/s)", Out.I(notifierQueue));
-            table.Row("deepest backlog, request partition queues together", Out.I(requestQueues));
-            table.Row("deltas per turn (mean)", Out.F(deltas / (double)Math.Max(1, completed), "0.0"));
+                table.Row("deepest backlog, request partition queues together", Out.I(requestQueues));
+                table.Row("deltas per turn (mean)", Out.F(deltas / (double)Math.Max(1, completed), "0.0"));
                 table.Row("TurnCompleted received / clients", $"{completed} / {clients}" + (failed.Count > 0 ? $" (failed: {string.Join(", ", failed)})" : ""));
                 table.Row("events of another user or session received", Out.I(foreign));
                 table.Row("events out of seq order at a client", Out.I(outOfOrder));

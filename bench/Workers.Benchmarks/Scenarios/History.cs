@@ -150,11 +150,20 @@ internal static partial class History
         {
             turns.Add(new Turn
             {
-                SessionId = reader.GetGuid(0), TurnNo = reader.GetInt64(1), OwnerId = reader.GetString(2), RequestId = reader.GetGuid(3),
-                UserText = reader.GetString(4), ReplyText = reader.GetString(5), Status = reader.GetString(6),
-                ErrorCode = reader.IsDBNull(7) ? null : reader.GetString(7), PromptTokens = reader.GetInt32(8),
-                CompletionTokens = reader.GetInt32(9), FirstSeq = reader.GetInt64(10), LastSeq = reader.GetInt64(11),
-                StartedAt = reader.GetFieldValue<DateTimeOffset>(12), CompletedAt = reader.GetFieldValue<DateTimeOffset>(13),
+                SessionId = reader.GetGuid(0),
+                TurnNo = reader.GetInt64(1),
+                OwnerId = reader.GetString(2),
+                RequestId = reader.GetGuid(3),
+                UserText = reader.GetString(4),
+                ReplyText = reader.GetString(5),
+                Status = reader.GetString(6),
+                ErrorCode = reader.IsDBNull(7) ? null : reader.GetString(7),
+                PromptTokens = reader.GetInt32(8),
+                CompletionTokens = reader.GetInt32(9),
+                FirstSeq = reader.GetInt64(10),
+                LastSeq = reader.GetInt64(11),
+                StartedAt = reader.GetFieldValue<DateTimeOffset>(12),
+                CompletedAt = reader.GetFieldValue<DateTimeOffset>(13),
             });
         }
 
@@ -206,7 +215,10 @@ internal static partial class History
         {
             var relayed = new NpgsqlConnectionStringBuilder(db.App.ConnectionString)
             {
-                Host = "127.0.0.1", Port = relay.Port, SslMode = SslMode.Disable, ApplicationName = "bench-relay",
+                Host = "127.0.0.1",
+                Port = relay.Port,
+                SslMode = SslMode.Disable,
+                ApplicationName = "bench-relay",
             };
             await using var relaySource = NpgsqlDataSource.Create(relayed);
             var relayStore = new SessionStore(relaySource);

@@ -27,11 +27,17 @@ internal static class Pool
         var concurrency = o.Int("concurrency", 64);
         var producers = o.Int("producers", 4);
         var queueType = o.String("queue-type", "quorum");
-        var timeout = TimeSpan.FromSeconds(o.Int("timeout", 240));
+        // 0 = closed burst (everything published at once: throughput); > 0 = open loop at this many requests per second
+        // (latency at a given load, e.g. 60 % of the burst throughput).
+        var rate = o.Int("rate", 0);
+        var warmup = o.Int("warmup", o.Quick ? 500 : 2000);
+        var timeout = TimeSpan.FromSeconds(o.Int("timeout", 120));
         var baselinePrefetch = (int)Math.Round(prefetchPerPartition * (double)partitions / workers);
         var result = new ScenarioResult("pool");
         Out.Line($"pool: {workers} processes, {partitions} partitions ({queueType} queues), {sessions} sessions x {perSession} requests " +
                  $"= {Out.I(sessions * perSession)} turns per run, offline model {tokens} tokens at 0 delay, {rounds} round(s) A/B");
+        Out.Line($"  each run: {warmup} warm-up requests on other sessions first, then the measured ones");
+        Out.Line(rate > 0 ? $"  open loop: {rate} requests/s" : "  closed burst: all requests published at once");
         Out.Line($"  A ordered: Workers__PrefetchPerPartition={prefetchPerPartition}, Workers__MaxConcurrentTurns={concurrency}");
         Out.Line($"  B baseline: one {queueType} queue, prefetch {baselinePrefetch} per consumer (= {prefetchPerPartition} x {partitions}/{workers}), concurrency {concurrency}");
 
@@ -41,7 +47,7 @@ internal static class Pool
             foreach (var ordered in new[] { true, false })
             {
                 var run = await RunOnceAsync(services, ordered, round, workers, partitions, sessions, perSession, tokens,
-                    prefetchPerPartition, baselinePrefetch, concurrency, producers, queueType, timeout);
+                    prefetchPerPartition, baselinePrefetch, concurrency, producers, queueType, timeout, rate, warmup);
                 runs.Add(run);
             }
         }
@@ -58,24 +64,35 @@ internal static class Pool
                 Out.F(r.CpuPerTurn("other (machine minus the above)"), "0.00"), Out.F(r.CpuPerTurn("machine (all CPUs busy)"), "0.00"));
         }
 
-        var a = runs.Where(r => r.Ordered).Select(r => r.TurnsPerSecond).ToList();
-        var b = runs.Where(r => !r.Ordered).Select(r => r.TurnsPerSecond).ToList();
+        // Incomplete runs (a turn never persisted: e.g. PostgreSQL refused connections) stay in the table, not in the summary.
+        var latencyTable = result.Add(new Table("Latency from enqueue (request sentAt) to the worker publishing each event (envelope sentTime)",
+            "run", "→TurnStarted p50 ms", "p99 ms", "→first ReplyDelta p50 ms", "p99 ms", "→TurnCompleted p50 ms", "p99 ms"));
+        foreach (var r in runs)
+        {
+            latencyTable.Row(r.Name, Out.F(r.ToStarted?.P50 ?? double.NaN, "0.0"), Out.F(r.ToStarted?.P99 ?? double.NaN, "0.0"),
+                Out.F(r.ToDelta?.P50 ?? double.NaN, "0.0"), Out.F(r.ToDelta?.P99 ?? double.NaN, "0.0"),
+                Out.F(r.Latency.P50, "0.0"), Out.F(r.Latency.P99, "0.0"));
+        }
+
+        var a = runs.Where(r => r.Ordered && !r.Incomplete).Select(r => r.TurnsPerSecond).DefaultIfEmpty(double.NaN).ToList();
+        var b = runs.Where(r => !r.Ordered && !r.Incomplete).Select(r => r.TurnsPerSecond).DefaultIfEmpty(double.NaN).ToList();
         var summary = result.Add(new Table("Summary", "figure", "value"));
         summary.Row("A ordered turns/s (mean; min–max)", $"{Out.F(a.Average(), "0")} ({Out.F(a.Min(), "0")}–{Out.F(a.Max(), "0")})");
         summary.Row("B competing consumers turns/s (mean; min–max)", $"{Out.F(b.Average(), "0")} ({Out.F(b.Min(), "0")}–{Out.F(b.Max(), "0")})");
         summary.Row("A/B throughput ratio", Out.F(a.Average() / b.Average(), "0.00"));
         summary.Row("A reorders (all runs)", Out.I(runs.Where(r => r.Ordered).Sum(r => r.Reordered)));
         summary.Row("B reorders (all runs)", Out.I(runs.Where(r => !r.Ordered).Sum(r => r.Reordered)));
-        result.Notes.Add("Latency is enqueue (the request's `sentAt`, stamped as it is published) → the TurnCompleted envelope's `sentTime` " +
+        result.Notes.Add(rate > 0 ? $"Open loop at {rate} requests/s: throughput is the offered rate when the consumers keep up; the latencies are the figures." :
+                         "Latency is enqueue (the request's `sentAt`, stamped as it is published) → the TurnCompleted envelope's `sentTime` " +
                          "(the worker's publish). All requests are published at once (closed burst), so latency is dominated by " +
                          "queueing behind the backlog: compare A with B, not with the anchors' per-message transit figures.");
-        result.Failed = runs.Any(r => r.Ordered && (r.Reordered > 0 || r.Duplicated > 0 || r.Lost > 0));
+        result.Failed = runs.Any(r => r.Ordered && (r.Reordered > 0 || r.Duplicated > 0 || r.Lost > 0 || r.Incomplete));
         return result;
     }
 
     private static async Task<RunResult> RunOnceAsync(Services services, bool ordered, int round, int workers, int partitions,
         int sessions, int perSession, int tokens, int prefetchPerPartition, int baselinePrefetch, int concurrency, int producers,
-        string queueType, TimeSpan timeout)
+        string queueType, TimeSpan timeout, int rate, int warmup)
     {
         var name = $"{(ordered ? "A ordered" : "B baseline")} #{round}";
         Out.Line($"{name}: fresh database and vhost");
@@ -123,32 +140,69 @@ internal static class Pool
                 .Select(n => Infrastructure.Broker.Request(session, $"user-{i}", $"msg {n} of session {i}")).ToList();
         }).ToList();
         var sentAt = new ConcurrentDictionary<Guid, DateTimeOffset>();
+        // Warm-up on other sessions: fresh processes spend their first seconds of load in the JIT (dotnet-counters
+        // showed 0.2–0.7 s of JIT per second for ~10 s), and open their connection pools.
+        var warmTurns = 0;
+        if (warmup > 0)
+        {
+            var warm = Enumerable.Range(0, Math.Max(1, warmup / perSession)).Select(i =>
+            {
+                var session = Guid.NewGuid();
+                return (IReadOnlyList<ChatRequested>)Enumerable.Range(1, perSession)
+                    .Select(n => Infrastructure.Broker.Request(session, $"warm-{i}", $"msg {n} of warm-up session {i}")).ToList();
+            }).ToList();
+            warmTurns = warm.Sum(w => w.Count);
+            var warmClock = Stopwatch.StartNew();
+            await rig.Broker.PublishAsync(warm, producers, ordered ? rig.Broker.Partitioned : _ => ("", BaselineQueue));
+            await rig.WaitForTurnsAsync(warmTurns, timeout, warmClock, $"{name} warm-up");
+            Out.Line($"{name}: {Out.I(warmTurns)} warm-up turns done in {warmClock.Elapsed.TotalSeconds:0.0} s");
+        }
+
         var total = sessions * perSession;
-        // Let the idle start-up settle before sampling CPU.
-        await Task.Delay(1000);
+        // Let the start-up (or warm-up) settle before sampling CPU.
+        await Task.Delay(3000);
         var cpuBefore = CpuSample.Take(consumers.Select(c => ("consumers", c.Pid)));
         var clock = Stopwatch.StartNew();
         Out.Line($"{name}: publishing {Out.I(total)} requests on {producers} channels");
         var publishing = rig.Broker.PublishAsync(requests, producers,
-            ordered ? rig.Broker.Partitioned : _ => ("", BaselineQueue), r => sentAt[r.RequestId] = r.SentAt!.Value);
+            ordered ? rig.Broker.Partitioned : _ => ("", BaselineQueue), r => sentAt[r.RequestId] = r.SentAt!.Value, rate);
         await publishing;
         var published = clock.Elapsed;
         Out.Line($"{name}: published in {published.TotalSeconds:0.0} s ({total / published.TotalSeconds:0} msg/s)");
-        var elapsed = await rig.WaitForTurnsAsync(total, timeout, clock, name);
+        TimeSpan elapsed;
+        var incomplete = false;
+        try
+        {
+            elapsed = await rig.WaitForTurnsAsync(warmTurns + total, timeout, clock, name);
+        }
+        catch (TimeoutException e)
+        {
+            elapsed = clock.Elapsed;
+            incomplete = true;
+            Out.Line($"{name}: INCOMPLETE: {e.Message}");
+            await DiagnoseAsync(rig, tap, requests, consumers, name);
+        }
+
         var cpu = CpuSample.Take(consumers.Select(c => ("consumers", c.Pid))).Minus(cpuBefore);
         Out.Line($"{name}: {Out.I(total)} turns persisted in {elapsed.TotalSeconds:0.00} s = {total / elapsed.TotalSeconds:0} turns/s");
 
         // The last TurnCompleted events may still be on their way to the tap.
         var wait = Stopwatch.StartNew();
-        while (tap.Events.Count(e => e.Type == nameof(TurnCompleted)) < total && wait.Elapsed < TimeSpan.FromSeconds(10))
+        while (tap.Events.Count(e => e.Type == nameof(TurnCompleted)) < warmTurns + total && wait.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(100);
         }
 
-        var completed = tap.Events.Where(e => e.Type == nameof(TurnCompleted)).DistinctBy(e => e.RequestId).ToList();
+        var completed = tap.Events.Where(e => e.Type == nameof(TurnCompleted) && sentAt.ContainsKey(e.RequestId)).DistinctBy(e => e.RequestId).ToList();
+        Distribution FirstOf(string type) => new(tap.Events.Where(e => e.Type == type && sentAt.ContainsKey(e.RequestId))
+            .GroupBy(e => e.RequestId).Select(g => (g.Min(e => e.SentTime) - sentAt[g.Key].UtcDateTime).TotalMilliseconds));
+        var toStarted = FirstOf(nameof(TurnStarted));
+        var toDelta = FirstOf(nameof(ReplyDelta));
+        Out.Line($"{name}: enqueue→TurnStarted {toStarted.Summary()}; enqueue→first ReplyDelta {toDelta.Summary()}");
         var latency = new Distribution(completed.Where(e => sentAt.ContainsKey(e.RequestId))
             .Select(e => (e.SentTime - sentAt[e.RequestId].UtcDateTime).TotalMilliseconds));
         var persisted = await rig.PersistedCountersAsync();
+        // Measured sessions only (the warm-up sessions are checked by the tests, not here).
         var check = OrderingCheck.Check(requests.ToDictionary(r => r[0].SessionId, r => r.Count), persisted);
         Out.Line($"{name}: order check on persisted turns: reordered {check.Reordered}, duplicated {check.Duplicated}, " +
                  $"lost {check.Lost} ({check.SessionsAffected} sessions affected); TurnCompleted seen {completed.Count}; latency {latency.Summary()}");
@@ -164,13 +218,68 @@ internal static class Pool
             Out.Line($"{name}: log: {line}");
         }
 
+        if (incomplete)
+        {
+            name += " (INCOMPLETE, see log)";
+        }
+
         return new RunResult(name, ordered, total, total / elapsed.TotalSeconds, latency, check.Reordered, check.Duplicated, check.Lost,
-            check.SessionsAffected, cpu);
+            check.SessionsAffected, cpu)
+        { Incomplete = incomplete, ToStarted = toStarted, ToDelta = toDelta };
+    }
+
+    /// <summary>What happened to requests whose turn never got persisted: inbox rows, events, worker logs, error queue.</summary>
+    private static async Task DiagnoseAsync(Rig rig, EventTap tap, List<IReadOnlyList<ChatRequested>> requests, List<HostProcess> consumers,
+        string name)
+    {
+        var persisted = await rig.PersistedCountersAsync();
+        var missing = requests.SelectMany(r => r.Select((q, i) => (Request: q, Counter: i + 1)))
+            .Where(x => !persisted.TryGetValue(x.Request.SessionId, out var list) || !list.Contains(x.Counter)).ToList();
+        Out.Line($"{name}: {missing.Count} requests without a persisted turn");
+        await using var connection = await rig.Db.OpenAdminAsync();
+        foreach (var (request, counter) in missing.Take(10))
+        {
+            await using var inbox = new Npgsql.NpgsqlCommand(
+                "SELECT status, attempts, updated_at FROM workers.inbox WHERE session_id = $1 AND request_id = $2", connection);
+            inbox.Parameters.AddWithValue(request.SessionId);
+            inbox.Parameters.AddWithValue(request.RequestId);
+            await using var reader = await inbox.ExecuteReaderAsync();
+            var row = await reader.ReadAsync() ? $"inbox {reader.GetString(0)}, attempts {reader.GetInt32(1)}" : "no inbox row";
+            var seen = tap.Events.Where(e => e.RequestId == request.RequestId).Select(e => e.Type).ToList();
+            Out.Line($"{name}:   session {request.SessionId} msg {counter} (partition {Partitioning.PartitionOf(request.SessionId, rig.Partitions)}): " +
+                     $"{row}; events [{string.Join(", ", seen)}]; persisted counters of the session [{string.Join(",", persisted.GetValueOrDefault(request.SessionId) ?? [])}]");
+        }
+
+        try
+        {
+            var depths = await rig.Services.QueueDepthsAsync(rig.Broker.Options.VirtualHost);
+            Out.Line($"{name}: queues not empty: {string.Join(", ", depths.Where(d => d.Value > 0).Select(d => $"{d.Key}={d.Value}"))}");
+        }
+        catch (HttpRequestException e)
+        {
+            Out.Line($"{name}: queue depths unavailable: {e.Message}");
+        }
+
+        var sessions = missing.Select(m => m.Request.SessionId.ToString()).Distinct().ToList();
+        foreach (var consumer in consumers)
+        {
+            foreach (var line in consumer.Log.Where(l => l.Contains("warn", StringComparison.OrdinalIgnoreCase) || l.Contains("fail", StringComparison.OrdinalIgnoreCase)
+                         || l.Contains("error", StringComparison.OrdinalIgnoreCase) || sessions.Any(s => l.Contains(s, StringComparison.Ordinal))).Take(40))
+            {
+                Out.Line($"{name}:   {consumer.Id}: {line}");
+            }
+        }
     }
 
     private sealed record RunResult(string Name, bool Ordered, int Turns, double TurnsPerSecond, Distribution Latency, int Reordered,
         int Duplicated, int Lost, int Affected, IReadOnlyDictionary<string, TimeSpan> Cpu)
     {
+        public bool Incomplete { get; init; }
+
+        public Distribution? ToStarted { get; init; }
+
+        public Distribution? ToDelta { get; init; }
+
         public double CpuPerTurn(string who) => Cpu.TryGetValue(who, out var t) ? t.TotalMilliseconds / Turns : double.NaN;
     }
 }

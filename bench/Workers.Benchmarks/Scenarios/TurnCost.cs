@@ -70,7 +70,9 @@ internal static class TurnCost
         await using var relay = new PgWireCounter(rig.Db.App.Host!, rig.Db.App.Port);
         var relayed = new NpgsqlConnectionStringBuilder(rig.Db.App.ConnectionString)
         {
-            Host = "127.0.0.1", Port = relay.Port, SslMode = SslMode.Disable,
+            Host = "127.0.0.1",
+            Port = relay.Port,
+            SslMode = SslMode.Disable,
         };
         var statsBefore = await DatabaseStatsAsync(rig.Db);
         var worker = await rig.StartWorkerAsync(new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = relayed.ConnectionString });
@@ -174,7 +176,9 @@ internal static class TurnCost
         await using var rig = await Rig.CreateAsync(services, partitions, settings: settings);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
-            Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = "Production",
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = "Production",
         });
         builder.Configuration.AddInMemoryCollection(rig.Settings
             .Append(new("Workers__WorkerId", "in-process"))

@@ -14,7 +14,12 @@ public sealed class SessionStore(NpgsqlDataSource dataSource)
     public NpgsqlDataSource DataSource => dataSource;
 
     /// <summary>Opens a transaction as <paramref name="userId"/>, scoped to <paramref name="sessionId"/> when given.</summary>
-    public async Task<RlsScope> BeginAsync(string userId, Guid? sessionId, CancellationToken cancellationToken)
+    /// <param name="userId">The caller: only this user's rows are visible and writable.</param>
+    /// <param name="sessionId">The session, for session-scoped tables; null for the user's session list.</param>
+    /// <param name="cancellationToken">Cancels opening the transaction.</param>
+    /// <param name="deferContext">Leave the settings to ride with the scope's first <see cref="RlsScope.Batch"/>: one
+    /// round trip less. The scope then refuses EF Core and raw commands until that batch has gone out.</param>
+    public async Task<RlsScope> BeginAsync(string userId, Guid? sessionId, CancellationToken cancellationToken, bool deferContext = false)
     {
         if (string.IsNullOrEmpty(userId) || userId.Length > ChatLimits.MaxUserIdLength)
         {
@@ -25,25 +30,26 @@ public sealed class SessionStore(NpgsqlDataSource dataSource)
         try
         {
             var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            // Parameterised and transaction-local: never a session-level SET, which would outlive this transaction
-            // on a pooled connection. Npgsql sends BEGIN with this command, so it costs one round trip.
-            await using (var setContext = new NpgsqlCommand(
-                "SELECT set_config('app.user_id', $1, true), set_config('app.session_id', $2, true)", connection, transaction))
+            var scope = new RlsScope(connection, transaction, CreateDb, userId, sessionId);
+            if (!deferContext)
             {
-                setContext.Parameters.Add(new NpgsqlParameter { Value = userId });
-                setContext.Parameters.Add(new NpgsqlParameter { Value = sessionId?.ToString("D") ?? "" });
-                await setContext.ExecuteNonQueryAsync(cancellationToken);
+                await scope.SetContextAsync(cancellationToken);
             }
 
-            var db = new WorkersDb(DbOptions) { UserId = userId, SessionId = sessionId };
-            db.Database.SetDbConnection(connection);
-            await db.Database.UseTransactionAsync(transaction, cancellationToken);
-            return new RlsScope(connection, transaction, db, userId, sessionId);
+            return scope;
         }
         catch
         {
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    private static WorkersDb CreateDb(NpgsqlConnection connection, NpgsqlTransaction transaction, string userId, Guid? sessionId)
+    {
+        var db = new WorkersDb(DbOptions) { UserId = userId, SessionId = sessionId };
+        db.Database.SetDbConnection(connection);
+        db.Database.UseTransaction(transaction);
+        return db;
     }
 }

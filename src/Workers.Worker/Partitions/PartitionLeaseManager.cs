@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,7 @@ namespace Workers.Worker.Partitions;
 /// each queue is the second guard, and the lease epoch fences commits of a worker that lost its partition.
 /// </summary>
 public sealed class PartitionLeaseManager(
-    NpgsqlDataSource dataSource,
+    [FromKeyedServices(PartitionLeaseManager.LeaseConnections)] NpgsqlDataSource dataSource,
     IOptions<WorkerOptions> workerOptions,
     IOptions<TopologyOptions> topologyOptions,
     IOptions<RabbitMqOptions> rabbitOptions,
@@ -25,6 +26,9 @@ public sealed class PartitionLeaseManager(
     ILogger<PartitionLeaseManager> logger) : BackgroundService
 {
     // First key of the two-int advisory lock: a fixed namespace so other advisory lock users cannot collide.
+    /// <summary>The unpooled data source of the lease connection: closing it must end the session and its locks.</summary>
+    public const string LeaseConnections = "leases";
+
     private const int LockNamespace = 0x57524B52; // "WRKR"
     private const int MemberNamespace = 0x57524B4D; // "WRKM"
 
@@ -143,7 +147,8 @@ public sealed class PartitionLeaseManager(
                 await RequestTopology.DeclareAsync(channel, topologyOptions.Value, cancellationToken);
             }
 
-            // Held for the worker's life and never returned to the pool: the advisory locks live on this session.
+            // Held for the worker's life, from an unpooled source: the advisory locks live on this session and must end
+            // with it, never ride back into a pool.
             _leaseConnection = await dataSource.OpenConnectionAsync(cancellationToken);
             _memberLock = await TakeMemberLockAsync(cancellationToken);
         }

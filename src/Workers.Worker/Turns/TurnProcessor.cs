@@ -248,13 +248,14 @@ public sealed class TurnProcessor(
     /// <summary>Transaction 1. Returns null when the request was already processed.</summary>
     private async Task<LoadedSession?> LoadAsync(ChatRequested request)
     {
-        await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
+        await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None, deferContext: true);
         await using var batch = scope.Batch(
             // A first request for an unknown session creates it for its user; someone else's id stays theirs
             // (DO NOTHING), and the UPDATE below then finds no row visible to this user.
             ("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
                 [request.SessionId, request.UserId]),
-            ("UPDATE workers.sessions SET event_seq = event_seq + $2, last_active_at = now() WHERE id = $1 RETURNING turn_seq, event_seq - $2",
+            // Only the event counter here (not indexed, so the row update stays HOT); activity is stamped at commit.
+            ("UPDATE workers.sessions SET event_seq = event_seq + $2 WHERE id = $1 RETURNING turn_seq, event_seq - $2",
                 [request.SessionId, SeqBlock]),
             ("""
              INSERT INTO workers.inbox (session_id, request_id, owner_id, status) VALUES ($1, $2, $3, 'started')
@@ -266,6 +267,7 @@ public sealed class TurnProcessor(
         try
         {
             await using var reader = await batch.ExecuteReaderAsync();
+            await reader.NextResultAsync(); // past the settings, which rode first in this batch
             if (!await reader.ReadAsync())
             {
                 throw ChatErrorException.SessionNotFound();
@@ -303,7 +305,7 @@ public sealed class TurnProcessor(
     /// <summary>Transaction 2: the turn, its inbox row and the fencing check commit together or not at all.</summary>
     private async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionConsumer partition)
     {
-        await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None);
+        await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None, deferContext: true);
         await using var batch = scope.Batch(
             ("""
              UPDATE workers.sessions SET turn_seq = turn_seq + 1, last_active_at = now()
@@ -328,7 +330,8 @@ public sealed class TurnProcessor(
             return false;
         }
 
-        if (batch.BatchCommands[0].RecordsAffected != 1 || batch.BatchCommands[2].RecordsAffected != 1)
+        // Counted from the end: the settings went first in the same batch.
+        if (batch.BatchCommands[^3].RecordsAffected != 1 || batch.BatchCommands[^1].RecordsAffected != 1)
         {
             return false;
         }
