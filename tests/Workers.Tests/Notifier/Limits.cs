@@ -78,8 +78,8 @@ public sealed class Limits(ServicesFixture services)
         await Assert.ThrowsAnyAsync<Exception>(() => alice.SendAsync(session, new string('x', 9000)));
         await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
 
-        var requestId = await bystander.SendAsync(session, "msg 1");
         await bystander.SubscribeAsync(session);
+        var requestId = await bystander.SendAsync(session, "msg 1");
         await bystander.WaitForAsync(e => e.Any(x => ChatClient.Is(x, "TurnCompleted", requestId)), TimeSpan.FromSeconds(20), "the turn");
         Assert.Equal(1L, await pool.TurnCountAsync());
     }
