@@ -11,8 +11,6 @@ public sealed class SessionStore(NpgsqlDataSource dataSource)
         .UseNpgsql()
         .Options;
 
-    public NpgsqlDataSource DataSource => dataSource;
-
     /// <summary>Opens a transaction as <paramref name="userId"/>, scoped to <paramref name="sessionId"/> when given.</summary>
     /// <param name="userId">The caller: only this user's rows are visible and writable.</param>
     /// <param name="sessionId">The session, for session-scoped tables; null for the user's session list.</param>

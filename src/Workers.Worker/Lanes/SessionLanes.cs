@@ -14,18 +14,6 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<Sessio
     private readonly SemaphoreSlim _turnSlots = new(options.Value.MaxConcurrentTurns);
     private readonly int _maxWaiting = options.Value.MaxWaitingPerSession;
 
-    /// <summary>Sessions with a running or waiting request.</summary>
-    public int ActiveSessions
-    {
-        get
-        {
-            lock (_lanes)
-            {
-                return _lanes.Count;
-            }
-        }
-    }
-
     public void Dispose() => _turnSlots.Dispose();
 
     /// <returns>False when the session already has <see cref="WorkerOptions.MaxWaitingPerSession"/> requests waiting.</returns>

@@ -71,8 +71,8 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         }
     }
 
-    /// <summary>The reply, before it is cut into tokens. Public so tests can state what the model answers.</summary>
-    public static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, CancellationToken cancellationToken)
+    /// <summary>The reply, before it is cut into tokens.</summary>
+    private static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, CancellationToken cancellationToken)
     {
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content?.Trim() ?? "";
         var earlier = chatHistory.Where(m => m.Role == AuthorRole.User).Select(m => m.Content ?? "").SkipLast(1).ToList();

@@ -191,11 +191,19 @@ public sealed class WorkerPool : IAsyncDisposable
     /// <summary>Closes a client's AMQP connection from the broker side, as a network failure would.</summary>
     public async Task CloseBrokerConnectionAsync(string clientName)
     {
-        var connections = await _services.Management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
-            $"connections?columns=name,vhost,client_properties");
-        var target = connections!.Single(c => c.GetProperty("vhost").GetString() == Broker.Options.VirtualHost
-            && c.GetProperty("client_properties").TryGetProperty("connection_name", out var name) && name.GetString() == clientName);
-        using var request = new HttpRequestMessage(HttpMethod.Delete, $"connections/{Uri.EscapeDataString(target.GetProperty("name").GetString()!)}");
+        // The management API lists a new connection only after its next statistics refresh (about 5 s).
+        System.Text.Json.JsonElement? target = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); target is null; await Task.Delay(250))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the broker never listed connection '{clientName}'");
+            var connections = await _services.Management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
+                "connections?columns=name,vhost,client_properties");
+            target = connections!.Where(c => c.GetProperty("vhost").GetString() == Broker.Options.VirtualHost
+                && c.GetProperty("client_properties").TryGetProperty("connection_name", out var name) && name.GetString() == clientName)
+                .Cast<System.Text.Json.JsonElement?>().FirstOrDefault();
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"connections/{Uri.EscapeDataString(target.Value.GetProperty("name").GetString()!)}");
         request.Headers.Add("X-Reason", "test: broker connection lost");
         (await _services.Management.SendAsync(request)).EnsureSuccessStatusCode();
     }

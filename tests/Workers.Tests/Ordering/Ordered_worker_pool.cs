@@ -17,6 +17,17 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
 
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
+    private static async Task WaitForRedeliveryAsync(IReadOnlyList<WorkerProcess> survivors)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!survivors.Any(w => w.Log.Any(l => l.Contains("Delivery of request", StringComparison.Ordinal)
+                                                  && l.Contains(", count 2)", StringComparison.Ordinal))))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no request of the killed worker was redelivered: it held none in flight");
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>0 reordered, 0 duplicated, 0 lost: in the persisted turns and in the TurnCompleted events (one per request and seq).</summary>
     private static async Task AssertEverySessionInOrderAsync(WorkerPool pool, Load load)
     {
@@ -68,6 +79,8 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         var killedAt = Stopwatch.StartNew();
         var survivors = await pool.WaitForBalanceAsync([w1, w3], TimeSpan.FromSeconds(10));
         Report($"every partition owned again by the survivors {survivors.TotalSeconds:F1} s after SIGKILL");
+        // Mid-turn for real: requests the dead worker held come back flagged as redelivered to the survivors.
+        await WaitForRedeliveryAsync([w1, w3]);
         var w4 = await pool.StartWorkerAsync();
         var rebalanced = await pool.WaitForBalanceAsync([w1, w3, w4], TimeSpan.FromSeconds(10));
         Report($"balanced over the survivors and the new worker {rebalanced.TotalSeconds:F1} s after it was ready " +
