@@ -10,7 +10,7 @@ public sealed class Delivery_resume_and_fanout(ServicesFixture services)
 {
     private static readonly Dictionary<string, string> Streaming = new()
     {
-        ["Llm__Offline__Tokens"] = "60",
+        ["Llm__Offline__Tokens"] = "200",
         ["Llm__Offline__TokenDelay"] = "00:00:00.040",
     };
 
