@@ -29,7 +29,4 @@ public static class ErrorCodes
 
     /// <summary>The user sends faster than the configured rate.</summary>
     public const string RateLimited = "rate_limited";
-
-    /// <summary>The caller is not authenticated or not allowed.</summary>
-    public const string Unauthorized = "unauthorized";
 }

@@ -1,3 +1,3 @@
-namespace Workers.Core.Migrations;
+namespace Workers.Migrator;
 
 public sealed class MigrationFailedException(string message) : Exception(message);

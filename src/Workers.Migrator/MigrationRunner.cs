@@ -3,7 +3,7 @@ using DbUp.Engine.Output;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
-namespace Workers.Core.Migrations;
+namespace Workers.Migrator;
 
 /// <summary>
 /// Applies the numbered SQL files of <c>migrations/</c> in order, records each in <c>public.workers_migrations</c>,

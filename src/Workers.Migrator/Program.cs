@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Workers.Core.Hosting;
-using Workers.Core.Migrations;
+using Workers.Migrator;
 
 // Usage: Workers.Migrator [directory]; reads ConnectionStrings:PostgresAdmin (runs the files) and
 // ConnectionStrings:Postgres (the app role's password is set from it).

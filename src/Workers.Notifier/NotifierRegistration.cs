@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Hosting;
+using Workers.Core.Messaging;
 using Workers.Notifier.Auth;
 using Workers.Notifier.Chat;
 using Workers.Notifier.Sending;
@@ -16,18 +17,19 @@ public static class NotifierRegistration
 {
     public static WebApplicationBuilder AddNotifier(this WebApplicationBuilder builder)
     {
-        builder.AddWorkersCore(
-            x =>
+        builder.AddWorkersCore();
+        var services = builder.Services;
+        services.AddMassTransit(x =>
+        {
+            foreach (var replyEvent in ReplyEvents.Types)
             {
-                x.AddConsumer<ChatEventConsumer<TurnStarted>>();
-                x.AddConsumer<ChatEventConsumer<ReplyDelta>>();
-                x.AddConsumer<ChatEventConsumer<ToolInvoked>>();
-                x.AddConsumer<ChatEventConsumer<TurnCompleted>>();
-                x.AddConsumer<ChatEventConsumer<TurnFailed>>();
-                x.AddConsumer<ChatEventConsumer<TurnCancelled>>();
-                x.AddConsumer<TurnProgressConsumer>();
-            },
-            (context, cfg) =>
+                x.AddConsumer(typeof(ChatEventConsumer<>).MakeGenericType(replyEvent));
+            }
+
+            x.AddConsumer<TurnProgressConsumer>();
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                cfg.UseWorkersBroker(context);
                 // Each instance has its own auto-deleted queue on the events fanout and delivers to its own connections.
                 cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("notifier-events"), e =>
                 {
@@ -37,11 +39,12 @@ public static class NotifierRegistration
                     // One at a time keeps each session's events in the order the worker published them.
                     e.ConcurrentMessageLimit = 1;
                     e.ConfigureConsumers(context);
-                }));
-
-        var services = builder.Services;
+                });
+            });
+        });
         builder.AddNotifierAuth();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
+        services.AddSingleton<SessionLifecycle>();
         services.AddSingleton<SessionSubscriptions>();
         services.AddSingleton<TurnProgressQuery>();
         services.AddSingleton<SessionReplay>();

@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Workers.Worker.Partitions;
+using Workers.Worker.Ordering;
 
 namespace Workers.Worker;
 

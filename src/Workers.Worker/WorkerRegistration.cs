@@ -6,10 +6,10 @@ using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Workers.Contracts;
 using Workers.Core.Hosting;
-using Workers.Core.Sessions;
-using Workers.Worker.Lanes;
+using Workers.Core.Messaging;
+using Workers.Worker.Retention;
 using Workers.Worker.Model;
-using Workers.Worker.Partitions;
+using Workers.Worker.Ordering;
 using Workers.Worker.Turns;
 
 namespace Workers.Worker;
@@ -18,29 +18,32 @@ public static class WorkerRegistration
 {
     public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
     {
-        builder.AddWorkersCore(
-            x =>
+        builder.AddWorkersCore();
+        var services = builder.Services;
+        services.AddMassTransit(x =>
+        {
+            x.AddConsumer<CancelTurnConsumer>();
+            x.AddConsumer<TurnProgressConsumer>();
+            x.UsingRabbitMq((context, cfg) =>
             {
-                x.AddConsumer<CancelTurnConsumer>();
-                x.AddConsumer<TurnProgressConsumer>();
-            },
-            (context, cfg) =>
+                cfg.UseWorkersBroker(context);
                 // Each worker hears every cancel on its own auto-deleted queue: out of band, never behind requests.
                 cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("worker-control"), e =>
                 {
                     e.ConfigureConsumeTopology = false;
                     e.Bind(Partitioning.ControlExchange, b => b.ExchangeType = "fanout");
-                    e.ConfigureConsumer<CancelTurnConsumer>(context);
-                    e.ConfigureConsumer<TurnProgressConsumer>(context);
-                }));
-
-        var services = builder.Services;
+                    e.ConfigureConsumers(context);
+                });
+            });
+        });
         services.AddCheckedOptions<WorkerOptions>(WorkerOptions.SectionName);
         services.AddCheckedOptions<ModelOptions>(ModelOptions.SectionName);
         services.AddSingleton<WorkerIdentity>();
         services.AddSingleton<SessionLanes>();
         services.AddSingleton<ActiveTurns>();
         services.AddSingleton<TurnEvents>();
+        services.AddSingleton<TurnStore>();
+        services.AddSingleton<ModelCall>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();
         var leases = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
@@ -49,6 +52,7 @@ public static class WorkerRegistration
         services.AddKeyedSingleton(PartitionLeaseManager.LeaseConnections, (_, _) => Npgsql.NpgsqlDataSource.Create(leases));
         services.AddSingleton<PartitionLeaseManager>();
         services.AddHostedService(sp => sp.GetRequiredService<PartitionLeaseManager>());
+        services.AddCheckedOptions<RetentionOptions>(RetentionOptions.SectionName);
         services.AddHostedService<SessionRetentionService>();
         services.AddChatModel(builder.Configuration);
         services.AddHealthChecks().AddCheck<PartitionsHealthCheck>("partitions", tags: ["ready"]);

@@ -6,7 +6,7 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Workers.Core.Hosting;
-using Workers.Core.Migrations;
+using Workers.Migrator;
 
 namespace Workers.Benchmarks.Infrastructure;
 

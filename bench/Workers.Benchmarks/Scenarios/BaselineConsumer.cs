@@ -48,7 +48,7 @@ internal static class BaselineConsumer
         builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
         builder.Services.AddSingleton<SessionStore>();
         builder.Services.AddSingleton<IChatCompletionService, OfflineChatModel>();
-        builder.Services.AddWorkersBus(_ => { }, null);
+        builder.Services.AddMassTransit(x => x.UsingRabbitMq((context, cfg) => cfg.UseWorkersBroker(context)));
         using var host = builder.Build();
         await host.StartAsync();
 
@@ -92,14 +92,14 @@ internal static class BaselineConsumer
             var history = new List<(string User, string Reply)>();
             await using (var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None))
             {
-                await using var batch = scope.Batch(
-                    ("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                        [request.SessionId, request.UserId]),
-                    ("SELECT user_text, reply_text FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT 100",
-                        [request.SessionId]));
+                await using var batch = scope.Batch();
+                batch.Add("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                    request.SessionId, request.UserId);
+                batch.Add("SELECT user_text, reply_text FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT 100",
+                    request.SessionId);
                 await using (var reader = await batch.ExecuteReaderAsync())
                 {
-                    await reader.NextResultAsync();
+                    // Npgsql skips the INSERT, which returns no rows: the reader starts on the SELECT.
                     while (await reader.ReadAsync())
                     {
                         history.Add((reader.GetString(0), reader.GetString(1)));
@@ -130,19 +130,15 @@ internal static class BaselineConsumer
                 x => x.Durable = false);
             await using (var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None))
             {
-                await using var insert = scope.Command(
+                await using var insert = scope.Batch();
+                insert.Add(
                     """
                     WITH s AS (UPDATE workers.sessions SET turn_seq = turn_seq + 1, event_seq = event_seq + 3, last_active_at = now()
                                WHERE id = $1 RETURNING turn_seq)
                     INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status,
                         prompt_tokens, completion_tokens, first_seq, last_seq, started_at)
                     SELECT $1, s.turn_seq, $2, $3, $4, $5, 'complete', $6, $7, 1, 3, $8 FROM s
-                    """);
-                foreach (var value in new object[] { request.SessionId, request.UserId, request.RequestId, request.Text, reply, prompt, completion, startedAt })
-                {
-                    insert.Parameters.Add(new NpgsqlParameter { Value = value });
-                }
-
+                    """, request.SessionId, request.UserId, request.RequestId, request.Text, reply, prompt, completion, startedAt);
                 await insert.ExecuteNonQueryAsync();
                 await scope.CommitAsync(CancellationToken.None);
             }

@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Npgsql;
 using Workers.Benchmarks.Infrastructure;
 using Workers.Core.Sessions;
+using Workers.Notifier.Sessions;
 
 namespace Workers.Benchmarks.Scenarios;
 
@@ -126,7 +127,7 @@ internal static partial class History
     private static async Task<List<Turn>> RawHistoryAsync(SessionStore store, Guid session, int limit)
     {
         await using var scope = await store.BeginAsync(TargetUser, session, CancellationToken.None);
-        await using (var exists = scope.Command("SELECT EXISTS (SELECT 1 FROM workers.sessions WHERE id = $1)"))
+        await using (var exists = await scope.CommandAsync("SELECT EXISTS (SELECT 1 FROM workers.sessions WHERE id = $1)"))
         {
             exists.Parameters.Add(new NpgsqlParameter { Value = session });
             if (!(bool)(await exists.ExecuteScalarAsync())!)
@@ -135,7 +136,7 @@ internal static partial class History
             }
         }
 
-        await using var command = scope.Command(
+        await using var command = await scope.CommandAsync(
             """
             SELECT session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code, prompt_tokens,
                    completion_tokens, first_seq, last_seq, started_at, completed_at
@@ -183,7 +184,7 @@ internal static partial class History
         }
 
         await using var scope = await store.BeginAsync(TargetUser, session, CancellationToken.None);
-        await using var command = scope.Command("EXPLAIN (ANALYZE, BUFFERS, VERBOSE) " + sql);
+        await using var command = await scope.CommandAsync("EXPLAIN (ANALYZE, BUFFERS, VERBOSE) " + sql);
         foreach (var name in ParameterName().Matches(sql).Select(m => m.Value).Distinct())
         {
             var bare = name[1..];
@@ -229,7 +230,7 @@ internal static partial class History
                 ("SessionStore.BeginAsync + SELECT 1 + commit", async () =>
                 {
                     await using var scope = await relayStore.BeginAsync(TargetUser, target, CancellationToken.None);
-                    await using var select = scope.Command("SELECT 1");
+                    await using var select = await scope.CommandAsync("SELECT 1");
                     await select.ExecuteScalarAsync();
                     await scope.CommitAsync(CancellationToken.None);
                 }),
@@ -272,7 +273,7 @@ internal static partial class History
             ("SessionStore.BeginAsync + SELECT 1 + commit", async () =>
             {
                 await using var scope = await directStore.BeginAsync(TargetUser, target, CancellationToken.None);
-                await using var select = scope.Command("SELECT 1");
+                await using var select = await scope.CommandAsync("SELECT 1");
                 await select.ExecuteScalarAsync();
                 await scope.CommitAsync(CancellationToken.None);
             }, []),

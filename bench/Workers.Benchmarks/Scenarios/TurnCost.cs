@@ -278,7 +278,7 @@ internal static class TurnCost
         var body = JsonSerializer.SerializeToUtf8Bytes(request with { SentAt = DateTimeOffset.UtcNow }, JsonSerializerOptions.Web);
         await using (var scope = await store.BeginAsync(request.UserId, session, CancellationToken.None))
         {
-            await using var create = scope.Command("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2)");
+            await using var create = await scope.CommandAsync("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2)");
             create.Parameters.Add(new NpgsqlParameter { Value = session });
             create.Parameters.Add(new NpgsqlParameter { Value = request.UserId });
             await create.ExecuteNonQueryAsync();
@@ -296,7 +296,7 @@ internal static class TurnCost
         var pieces = new (string Name, Func<Task> Call)[]
         {
             ("RequestParser.Parse (JSON request body)", () => { RequestParser.Parse(body); return Task.CompletedTask; }),
-            ("new Kernel + AddFromObject(SessionNotesPlugin) + filter (per turn in TurnProcessor)", () => { NewKernel(); return Task.CompletedTask; }),
+            ("new Kernel + AddFromObject(SessionNotesPlugin) + filter (per turn in ModelCall)", () => { NewKernel(); return Task.CompletedTask; }),
             ("TurnHistory.Build (4 earlier turns)", () =>
             {
                 TurnHistory.Build("You are a helpful assistant.", history, request.Text, 12_000);

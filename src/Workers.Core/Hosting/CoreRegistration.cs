@@ -2,23 +2,19 @@ using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
-using Workers.Core.Messaging;
 using Workers.Core.Sessions;
 
 namespace Workers.Core.Hosting;
 
 public static class CoreRegistration
 {
-    /// <summary>Options, the session store and the bus: what both hosts need.</summary>
-    public static IHostApplicationBuilder AddWorkersCore(
-        this IHostApplicationBuilder builder, Action<IBusRegistrationConfigurator> addConsumers,
-        Action<IBusRegistrationContext, IRabbitMqBusFactoryConfigurator>? configureEndpoints = null)
+    /// <summary>What both hosts need besides their own bus: options, the session store, the database health check.</summary>
+    public static IHostApplicationBuilder AddWorkersCore(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         var services = builder.Services;
         services.AddCheckedOptions<RabbitMqOptions>(RabbitMqOptions.SectionName);
         services.AddCheckedOptions<TopologyOptions>(TopologyOptions.SectionName);
-        services.AddCheckedOptions<RetentionOptions>(RetentionOptions.SectionName);
 
         // Read now, not at first use, so a missing or malformed connection string stops the process at start.
         var postgres = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
@@ -29,10 +25,16 @@ public static class CoreRegistration
         postgres.NoResetOnClose = true;
         services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
         services.AddSingleton<SessionStore>();
-        services.AddSingleton<SessionLifecycle>();
-
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"]);
-        services.AddWorkersBus(addConsumers, configureEndpoints);
+
+        // Start only once the bus (and every receive endpoint) is up: a notifier that says ready must already be bound
+        // to the events exchange, or a client subscribing at once would miss events.
+        services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(60);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
         return builder;
     }
 }

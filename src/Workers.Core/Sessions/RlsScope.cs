@@ -3,9 +3,10 @@ using Npgsql;
 namespace Workers.Core.Sessions;
 
 /// <summary>
-/// One transaction on behalf of one user (and, for session-scoped tables, one session). Its first command sets
-/// the transaction-local settings the row-level security policies read; nothing reaches a user table before that.
-/// Disposing without <see cref="CommitAsync"/> rolls back.
+/// One transaction on behalf of one user (and, for session-scoped tables, one session). The transaction-local
+/// settings the row-level security policies read go out before anything else reaches the database: with the scope's
+/// first batch when that comes first (one round trip for BEGIN, the settings and the statements), or on their own
+/// before EF Core or a command is first used. Disposing without <see cref="CommitAsync"/> rolls back.
 /// </summary>
 public sealed class RlsScope : IAsyncDisposable
 {
@@ -17,7 +18,7 @@ public sealed class RlsScope : IAsyncDisposable
     private readonly NpgsqlTransaction _transaction;
     private readonly Func<NpgsqlConnection, NpgsqlTransaction, string, Guid?, WorkersDb> _createDb;
     private WorkersDb? _db;
-    private bool _contextSet;
+    private bool _contextSent;
 
     internal RlsScope(NpgsqlConnection connection, NpgsqlTransaction transaction,
         Func<NpgsqlConnection, NpgsqlTransaction, string, Guid?, WorkersDb> createDb, string userId, Guid? sessionId)
@@ -29,41 +30,36 @@ public sealed class RlsScope : IAsyncDisposable
         SessionId = sessionId;
     }
 
-    /// <summary>EF Core on this scope's transaction, created on first use (the turn path never needs one).</summary>
-    public WorkersDb Db => _contextSet ? _db ??= _createDb(_connection, _transaction, UserId, SessionId) : throw ContextNotSet();
-
     public string UserId { get; }
 
     public Guid? SessionId { get; }
 
-    /// <summary>A raw command inside this scope's transaction, for statements EF Core does not express well.</summary>
-    public NpgsqlCommand Command(string sql) =>
-        _contextSet ? new(sql, _connection, _transaction) : throw ContextNotSet();
-
-    /// <summary>Several statements in one round trip, each with its own positional parameters. In a scope begun with
-    /// a deferred context, the settings go first in this same batch.</summary>
-    public NpgsqlBatch Batch(params (string Sql, object[] Parameters)[] statements)
+    /// <summary>EF Core on this scope's transaction, created on first use (the turn path never needs one).</summary>
+    public async ValueTask<WorkersDb> DbAsync(CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(statements);
+        await SendContextAsync(cancellationToken);
+        return _db ??= _createDb(_connection, _transaction, UserId, SessionId);
+    }
+
+    /// <summary>A raw command inside this scope's transaction, for statements EF Core does not express well.</summary>
+    public async ValueTask<NpgsqlCommand> CommandAsync(string sql, CancellationToken cancellationToken = default)
+    {
+        await SendContextAsync(cancellationToken);
+        return new NpgsqlCommand(sql, _connection, _transaction);
+    }
+
+    /// <summary>Several statements in one round trip. Add them with <see cref="RlsBatch.Add"/>; the reader and the
+    /// statements' <c>RecordsAffected</c> are the caller's statements only.</summary>
+    public RlsBatch Batch()
+    {
         var batch = new NpgsqlBatch(_connection, _transaction);
-        if (!_contextSet)
+        if (_contextSent)
         {
-            batch.BatchCommands.Add(SetContextCommand());
-            _contextSet = true;
+            return new RlsBatch(batch, carriesContext: false, onSent: null);
         }
 
-        foreach (var (sql, parameters) in statements)
-        {
-            var command = new NpgsqlBatchCommand(sql);
-            foreach (var value in parameters)
-            {
-                command.Parameters.Add(new NpgsqlParameter { Value = value });
-            }
-
-            batch.BatchCommands.Add(command);
-        }
-
-        return batch;
+        batch.BatchCommands.Add(SetContextCommand());
+        return new RlsBatch(batch, carriesContext: true, onSent: () => _contextSent = true);
     }
 
     public Task CommitAsync(CancellationToken cancellationToken) => _transaction.CommitAsync(cancellationToken);
@@ -79,19 +75,21 @@ public sealed class RlsScope : IAsyncDisposable
         await _connection.DisposeAsync();
     }
 
-    internal async Task SetContextAsync(CancellationToken cancellationToken)
+    private async ValueTask SendContextAsync(CancellationToken cancellationToken)
     {
+        if (_contextSent)
+        {
+            return;
+        }
+
         // Npgsql sends BEGIN with this command, so it costs one round trip.
         await using var batch = new NpgsqlBatch(_connection, _transaction) { BatchCommands = { SetContextCommand() } };
         await batch.ExecuteNonQueryAsync(cancellationToken);
-        _contextSet = true;
+        _contextSent = true;
     }
 
     private NpgsqlBatchCommand SetContextCommand() => new(SetContextSql)
     {
         Parameters = { new NpgsqlParameter { Value = UserId }, new NpgsqlParameter { Value = SessionId?.ToString("D") ?? "" } },
     };
-
-    private static InvalidOperationException ContextNotSet() =>
-        new("the scope's context rides with its first batch; run Batch(...) before EF Core or raw commands");
 }

@@ -15,9 +15,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource)
     /// <param name="userId">The caller: only this user's rows are visible and writable.</param>
     /// <param name="sessionId">The session, for session-scoped tables; null for the user's session list.</param>
     /// <param name="cancellationToken">Cancels opening the transaction.</param>
-    /// <param name="deferContext">Leave the settings to ride with the scope's first <see cref="RlsScope.Batch"/>: one
-    /// round trip less. The scope then refuses EF Core and raw commands until that batch has gone out.</param>
-    public async Task<RlsScope> BeginAsync(string userId, Guid? sessionId, CancellationToken cancellationToken, bool deferContext = false)
+    public async Task<RlsScope> BeginAsync(string userId, Guid? sessionId, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(userId) || userId.Length > ChatLimits.MaxUserIdLength)
         {
@@ -28,13 +26,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource)
         try
         {
             var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var scope = new RlsScope(connection, transaction, CreateDb, userId, sessionId);
-            if (!deferContext)
-            {
-                await scope.SetContextAsync(cancellationToken);
-            }
-
-            return scope;
+            return new RlsScope(connection, transaction, CreateDb, userId, sessionId);
         }
         catch
         {

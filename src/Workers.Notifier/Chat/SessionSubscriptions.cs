@@ -14,8 +14,6 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<string, Subscriber>> _bySession = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Subscriber>> _byConnection = new();
 
-    public int Count => _byConnection.Sum(c => c.Value.Count);
-
     /// <summary>Registers a subscription in replay mode: live events are buffered until <see cref="GoLive"/>.</summary>
     public Subscriber Begin(string connectionId, string userId, Guid sessionId, long afterSeq)
     {

@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Notifier.Sessions;
 
 namespace Workers.Notifier.Sending;
 

@@ -1,6 +1,8 @@
 using Microsoft.EntityFrameworkCore;
+using Workers.Contracts;
+using Workers.Core.Sessions;
 
-namespace Workers.Core.Sessions;
+namespace Workers.Notifier.Sessions;
 
 /// <summary>
 /// What a user does with their sessions. Every call is one <see cref="RlsScope"/>: another user's session and a
@@ -21,8 +23,9 @@ public sealed class SessionLifecycle(SessionStore store)
             LastActiveAt = DateTimeOffset.UtcNow,
         };
         await using var scope = await store.BeginAsync(userId, session.Id, cancellationToken);
-        scope.Db.Sessions.Add(session);
-        await scope.Db.SaveChangesAsync(cancellationToken);
+        var db = await scope.DbAsync(cancellationToken);
+        db.Sessions.Add(session);
+        await db.SaveChangesAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return SessionSummary.Of(session);
     }
@@ -30,7 +33,8 @@ public sealed class SessionLifecycle(SessionStore store)
     public async Task<IReadOnlyList<SessionSummary>> ListAsync(string userId, CancellationToken cancellationToken)
     {
         await using var scope = await store.BeginAsync(userId, null, cancellationToken);
-        var sessions = await scope.Db.Sessions.AsNoTracking()
+        var db = await scope.DbAsync(cancellationToken);
+        var sessions = await db.Sessions.AsNoTracking()
             .OrderByDescending(s => s.LastActiveAt)
             .Take(500)
             .ToListAsync(cancellationToken);
@@ -41,7 +45,8 @@ public sealed class SessionLifecycle(SessionStore store)
     public async Task<SessionSummary> GetAsync(string userId, Guid sessionId, CancellationToken cancellationToken)
     {
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var session = await scope.Db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken);
+        var db = await scope.DbAsync(cancellationToken);
+        var session = await db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken);
         return session is null ? throw ChatErrorException.SessionNotFound() : SessionSummary.Of(session);
     }
 
@@ -50,12 +55,13 @@ public sealed class SessionLifecycle(SessionStore store)
         string userId, Guid sessionId, long afterSeq, int limit, CancellationToken cancellationToken)
     {
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        if (!await scope.Db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
+        var db = await scope.DbAsync(cancellationToken);
+        if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
         {
             throw ChatErrorException.SessionNotFound();
         }
 
-        return await scope.Db.Turns.AsNoTracking()
+        return await db.Turns.AsNoTracking()
             .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
             .OrderBy(t => t.TurnNo)
             .Take(Math.Clamp(limit, 1, 500))
@@ -66,10 +72,11 @@ public sealed class SessionLifecycle(SessionStore store)
     {
         var checkedTitle = CheckTitle(title);
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var session = await scope.Db.Sessions.SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken)
+        var db = await scope.DbAsync(cancellationToken);
+        var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken)
             ?? throw ChatErrorException.SessionNotFound();
         session.Title = checkedTitle;
-        await scope.Db.SaveChangesAsync(cancellationToken);
+        await db.SaveChangesAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return SessionSummary.Of(session);
     }
@@ -78,7 +85,8 @@ public sealed class SessionLifecycle(SessionStore store)
     public async Task DeleteAsync(string userId, Guid sessionId, CancellationToken cancellationToken)
     {
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var deleted = await scope.Db.Sessions.Where(s => s.Id == sessionId).ExecuteDeleteAsync(cancellationToken);
+        var db = await scope.DbAsync(cancellationToken);
+        var deleted = await db.Sessions.Where(s => s.Id == sessionId).ExecuteDeleteAsync(cancellationToken);
         if (deleted == 0)
         {
             throw ChatErrorException.SessionNotFound();

@@ -1,4 +1,6 @@
-namespace Workers.Core.Sessions;
+using Workers.Core.Sessions;
+
+namespace Workers.Notifier.Sessions;
 
 public sealed record SessionSummary(Guid Id, string Title, DateTimeOffset CreatedAt, DateTimeOffset LastActiveAt, long Turns)
 {

@@ -3,7 +3,7 @@ using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Workers.Contracts;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>
 /// Consumes one partition queue on its own channel while this worker holds the partition's lease. Deliveries are
@@ -19,18 +19,17 @@ public sealed class PartitionConsumer
     private volatile bool _stopping;
     private volatile bool _broken;
 
-    private PartitionConsumer(int partition, long epoch, IChannel channel, ILogger logger)
+    private PartitionConsumer(PartitionLease lease, IChannel channel, ILogger logger)
     {
-        Partition = partition;
-        Epoch = epoch;
+        Lease = lease;
         _channel = channel;
         _logger = logger;
     }
 
-    public int Partition { get; }
+    /// <summary>The partition and the lease epoch this worker acquired; a turn's commit checks it is still current.</summary>
+    public PartitionLease Lease { get; }
 
-    /// <summary>The lease epoch this worker acquired; a turn's commit checks it is still current.</summary>
-    public long Epoch { get; }
+    public int Partition => Lease.Partition;
 
     /// <summary>Set once the partition is being handed over: requests not yet started must not start.</summary>
     public bool Stopping => _stopping;
@@ -49,7 +48,7 @@ public sealed class PartitionConsumer
     }
 
     public static async Task<PartitionConsumer> StartAsync(
-        IConnection connection, int partition, long epoch, ushort prefetch,
+        IConnection connection, PartitionLease lease, ushort prefetch,
         Func<PartitionDelivery, Task> onDelivery, ILogger logger, CancellationToken cancellationToken)
     {
         // Confirms on, so a copy published to the error queue is safely there before the original is acked.
@@ -57,7 +56,7 @@ public sealed class PartitionConsumer
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
             cancellationToken);
         await channel.BasicQosAsync(0, prefetch, global: false, cancellationToken);
-        var partitionConsumer = new PartitionConsumer(partition, epoch, channel, logger);
+        var partitionConsumer = new PartitionConsumer(lease, channel, logger);
         var consumer = new AsyncEventingBasicConsumer(channel);
         // Deliveries of one channel are dispatched one at a time, so requests reach the lanes in queue order.
         consumer.ReceivedAsync += (_, e) =>
@@ -67,7 +66,7 @@ public sealed class PartitionConsumer
             return onDelivery(delivery);
         };
         await channel.BasicConsumeAsync(
-            Partitioning.QueueName(partition), autoAck: false, consumer, cancellationToken);
+            Partitioning.QueueName(lease.Partition), autoAck: false, consumer, cancellationToken);
         return partitionConsumer;
     }
 

@@ -1,10 +1,9 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
-using Workers.Worker.Lanes;
 using Workers.Worker.Turns;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>
 /// First stop of every delivery, in queue order: refuse what is malformed, over-delivered or over the session's
@@ -26,9 +25,8 @@ public sealed class PartitionDispatcher(
         {
             // A refusal that cannot be published or acked: leave it unacked and stop this partition here, so nothing
             // behind it runs first; the broker returns it, in order, to the next owner.
-            logger.LogError(e, "Delivery on partition {Partition} could not be routed; giving the partition up", delivery.Source.Partition);
-            delivery.Source.MarkBroken();
-            delivery.Abandon();
+            logger.LogError(e, "Delivery on partition {Partition} could not be routed; giving the partition up", delivery.Lease.Partition);
+            delivery.GiveUpPartition();
         }
     }
 
@@ -38,14 +36,14 @@ public sealed class PartitionDispatcher(
         if (parsed.Request is null)
         {
             logger.LogWarning("Refused a malformed request {RequestId} of session {SessionId} on partition {Partition}: {Code}",
-                parsed.RequestId, parsed.SessionId, delivery.Source.Partition, parsed.Code);
+                parsed.RequestId, parsed.SessionId, delivery.Lease.Partition, parsed.Code);
             await RefuseAsync(delivery, parsed.SessionId, parsed.RequestId, parsed.UserId, parsed.Code!, parsed.Reason!, null);
             return;
         }
 
         var request = parsed.Request;
         logger.LogDebug("Delivery of request {RequestId} in session {SessionId} on partition {Partition} (epoch {Epoch}, count {Count})",
-            request.RequestId, request.SessionId, delivery.Source.Partition, delivery.Source.Epoch, delivery.DeliveryCount);
+            request.RequestId, request.SessionId, delivery.Lease.Partition, delivery.Lease.Epoch, delivery.DeliveryCount);
         if (delivery.DeliveryCount > _maxDeliveries)
         {
             logger.LogError("Parked request {RequestId} of session {SessionId}: delivered {Count} times", request.RequestId,
@@ -69,7 +67,7 @@ public sealed class PartitionDispatcher(
     internal async Task RefuseAsync(
         PartitionDelivery delivery, Guid? sessionId, Guid? requestId, string? userId, string code, string reason, Exception? exception)
     {
-        await delivery.Source.PublishToErrorQueueAsync(delivery, code, reason, exception);
+        await delivery.DeadLetterAsync(code, reason, exception);
         if (sessionId is { } session && userId is not null)
         {
             await events.FailedAsync(session, requestId ?? Guid.Empty, userId, 0, code, SafeMessage(code, reason));

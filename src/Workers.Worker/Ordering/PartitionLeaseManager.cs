@@ -7,12 +7,12 @@ using RabbitMQ.Client;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>
-/// Keeps this worker's share of the partitions. Every tick it renews its membership heartbeat, drops members whose
-/// heartbeat is stale, and moves towards its quota (⌈P/N⌉ for the first P mod N members by id, ⌊P/N⌋ for the rest):
-/// it hands over partitions above the quota and takes free ones below it. A lease is a session-level advisory lock on
+/// Keeps this worker's share of the partitions. Every tick it renews its membership (<see cref="PoolMembership"/>) and
+/// moves towards its quota as <see cref="PartitionPlan"/> decides: it gives up broken partitions, hands over those
+/// above the quota and takes free ones below it. A lease is a session-level advisory lock on
 /// a dedicated PostgreSQL connection, so the server releases it the moment a worker dies; single-active-consumer on
 /// each queue is the second guard, and the lease epoch fences commits of a worker that lost its partition.
 /// </summary>
@@ -25,19 +25,15 @@ public sealed class PartitionLeaseManager(
     WorkerIdentity identity,
     ILogger<PartitionLeaseManager> logger) : BackgroundService
 {
-    // First key of the two-int advisory lock: a fixed namespace so other advisory lock users cannot collide.
     /// <summary>The unpooled data source of the lease connection: closing it must end the session and its locks.</summary>
     public const string LeaseConnections = "leases";
 
-    private const int LockNamespace = 0x57524B52; // "WRKR"
-    private const int MemberNamespace = 0x57524B4D; // "WRKM"
-
     private readonly WorkerOptions _options = workerOptions.Value;
+    private readonly PoolMembership _membership = new(identity, workerOptions.Value);
     private readonly int _partitions = topologyOptions.Value.Partitions;
     private readonly Dictionary<int, PartitionConsumer> _owned = [];
     private readonly Dictionary<int, Task> _releasing = [];
     private NpgsqlConnection? _leaseConnection;
-    private int _memberLock;
     private IConnection? _broker;
 
     /// <summary>Partitions this worker consumes now.</summary>
@@ -108,10 +104,7 @@ public sealed class PartitionLeaseManager(
                     await unlock.ExecuteNonQueryAsync(CancellationToken.None);
                 }
 
-                // Leaving at once lets the others take the partitions now instead of after the member timeout.
-                await using var leave = new NpgsqlCommand("DELETE FROM workers.worker_members WHERE worker_id = $1", _leaseConnection);
-                leave.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
-                await leave.ExecuteNonQueryAsync(CancellationToken.None);
+                await _membership.LeaveAsync(_leaseConnection, CancellationToken.None);
             }
         }
         catch (NpgsqlException e)
@@ -150,114 +143,40 @@ public sealed class PartitionLeaseManager(
             // Held for the worker's life, from an unpooled source: the advisory locks live on this session and must end
             // with it, never ride back into a pool.
             _leaseConnection = await dataSource.OpenConnectionAsync(cancellationToken);
-            _memberLock = await TakeMemberLockAsync(cancellationToken);
+            await _membership.JoinAsync(_leaseConnection, cancellationToken);
         }
 
-        var (rank, members) = await HeartbeatAsync(cancellationToken);
-        var quota = _partitions / members + (rank < _partitions % members ? 1 : 0);
+        var (rank, members) = await _membership.HeartbeatAsync(_leaseConnection!, cancellationToken);
         await FinishReleasesAsync(cancellationToken);
-
-        int[] owned;
+        PartitionChanges changes;
         lock (_owned)
         {
-            owned = [.. _owned.Keys.Order()];
+            changes = PartitionPlan.Decide(_partitions, members, rank, _owned.Keys,
+                _owned.Where(o => o.Value.Broken).Select(o => o.Key).ToHashSet(), _releasing.Keys.ToHashSet());
         }
 
-        foreach (var partition in owned.Where(IsBroken))
+        foreach (var partition in changes.GiveUpNow)
         {
             logger.LogWarning("Worker {WorkerId}: partition {Partition} broke; giving it up to be taken again", identity.Id, partition);
             Release(partition, TimeSpan.Zero);
         }
 
-        lock (_owned)
-        {
-            owned = [.. _owned.Keys.Order()];
-        }
-
-        foreach (var partition in owned.Reverse().Take(Math.Max(0, owned.Length - quota)))
+        foreach (var partition in changes.HandOver)
         {
             Release(partition, _options.DrainTimeout);
         }
 
-        var missing = quota - owned.Length;
-        if (missing <= 0)
+        var missing = changes.Missing;
+        foreach (var partition in changes.Candidates)
         {
-            return;
-        }
-
-        // Start the scan where this member's share would begin, so members rarely race for the same partition.
-        var start = rank * _partitions / members;
-        for (var i = 0; i < _partitions && missing > 0; i++)
-        {
-            var partition = (start + i) % _partitions;
-            bool known;
-            lock (_owned)
+            if (missing == 0)
             {
-                known = _owned.ContainsKey(partition) || _releasing.ContainsKey(partition);
+                break;
             }
 
-            if (!known && await TryAcquireAsync(partition, cancellationToken))
+            if (await TryAcquireAsync(partition, cancellationToken))
             {
                 missing--;
-            }
-        }
-    }
-
-    private async Task<(int Rank, int Members)> HeartbeatAsync(CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlBatch(_leaseConnection)
-        {
-            BatchCommands =
-            {
-                new NpgsqlBatchCommand(
-                    """
-                    INSERT INTO workers.worker_members (worker_id, lock_key) VALUES ($1, $2)
-                    ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), lock_key = EXCLUDED.lock_key
-                    """)
-                {
-                    Parameters = { new NpgsqlParameter { Value = identity.Id }, new NpgsqlParameter { Value = _memberLock } },
-                },
-                // Dead: silent for too long, or its liveness lock is gone (its connection died with it).
-                new NpgsqlBatchCommand(
-                    """
-                    DELETE FROM workers.worker_members m
-                    WHERE m.heartbeat_at < now() - $1
-                       OR NOT EXISTS (SELECT 1 FROM pg_locks l
-                                      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $2::oid
-                                        AND l.objid = m.lock_key::oid AND l.objsubid = 2
-                                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-                    """)
-                {
-                    Parameters = { new NpgsqlParameter { Value = _options.MemberTimeout }, new NpgsqlParameter { Value = (long)MemberNamespace } },
-                },
-                new NpgsqlBatchCommand("SELECT worker_id FROM workers.worker_members ORDER BY worker_id"),
-            },
-        };
-        var members = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                members.Add(reader.GetString(0));
-            }
-        }
-
-        var rank = members.IndexOf(identity.Id);
-        return (rank < 0 ? members.Count : rank, Math.Max(1, members.Count + (rank < 0 ? 1 : 0)));
-    }
-
-    /// <summary>A random key nobody else holds, locked for this worker's life on the lease connection.</summary>
-    private async Task<int> TakeMemberLockAsync(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            var key = Random.Shared.Next(1, int.MaxValue);
-            await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock($1, $2)", _leaseConnection);
-            tryLock.Parameters.Add(new NpgsqlParameter { Value = MemberNamespace });
-            tryLock.Parameters.Add(new NpgsqlParameter { Value = key });
-            if ((bool)(await tryLock.ExecuteScalarAsync(cancellationToken))!)
-            {
-                return key;
             }
         }
     }
@@ -265,7 +184,7 @@ public sealed class PartitionLeaseManager(
     private async Task<bool> TryAcquireAsync(int partition, CancellationToken cancellationToken)
     {
         await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock($1, $2)", _leaseConnection);
-        tryLock.Parameters.Add(new NpgsqlParameter { Value = LockNamespace });
+        tryLock.Parameters.Add(new NpgsqlParameter { Value = LeaseLocks.PartitionNamespace });
         tryLock.Parameters.Add(new NpgsqlParameter { Value = partition });
         if (!(bool)(await tryLock.ExecuteScalarAsync(cancellationToken))!)
         {
@@ -283,7 +202,7 @@ public sealed class PartitionLeaseManager(
         bump.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
         var epoch = (long)(await bump.ExecuteScalarAsync(cancellationToken))!;
         var consumer = await PartitionConsumer.StartAsync(
-            _broker!, partition, epoch, _options.PrefetchPerPartition, dispatcher.DispatchAsync, logger, cancellationToken);
+            _broker!, new PartitionLease(partition, epoch), _options.PrefetchPerPartition, dispatcher.DispatchAsync, logger, cancellationToken);
         lock (_owned)
         {
             _owned[partition] = consumer;
@@ -291,14 +210,6 @@ public sealed class PartitionLeaseManager(
 
         logger.LogInformation("Worker {WorkerId} owns partition {Partition} (epoch {Epoch})", identity.Id, partition, epoch);
         return true;
-    }
-
-    private bool IsBroken(int partition)
-    {
-        lock (_owned)
-        {
-            return _owned.TryGetValue(partition, out var consumer) && consumer.Broken;
-        }
     }
 
     private void Release(int partition, TimeSpan drainTimeout)
@@ -320,7 +231,7 @@ public sealed class PartitionLeaseManager(
         foreach (var (partition, task) in _releasing.Where(r => r.Value.IsCompleted).ToList())
         {
             await using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock($1, $2)", _leaseConnection);
-            unlock.Parameters.Add(new NpgsqlParameter { Value = LockNamespace });
+            unlock.Parameters.Add(new NpgsqlParameter { Value = LeaseLocks.PartitionNamespace });
             unlock.Parameters.Add(new NpgsqlParameter { Value = partition });
             await unlock.ExecuteNonQueryAsync(cancellationToken);
             lock (_owned)

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>Ready while the lease connection to PostgreSQL and the consuming connection to RabbitMQ are open.</summary>
 public sealed class PartitionsHealthCheck(PartitionLeaseManager leases) : IHealthCheck

@@ -1,8 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Workers.Worker.Partitions;
 
-namespace Workers.Worker.Lanes;
+namespace Workers.Worker.Ordering;
 
 /// <summary>
 /// Per-session FIFO lanes: different sessions run concurrently (up to <see cref="WorkerOptions.MaxConcurrentTurns"/>),
@@ -23,8 +22,7 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<Sessio
         {
             if (_lanes.TryGetValue(sessionId, out var lane))
             {
-                // The lane's head is the running request; the rest are waiting.
-                if (lane.Count - 1 >= _maxWaiting)
+                if (!LaneAdmission.Admits(lane.Count, _maxWaiting))
                 {
                     return false;
                 }
@@ -50,7 +48,7 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<Sessio
                 item = _lanes[sessionId].Peek();
             }
 
-            if (item.Delivery.Source.Stopping)
+            if (item.Delivery.PartitionStopping)
             {
                 // Its partition is being handed over: the next owner gets it (and everything after it) from the broker.
                 item.Delivery.Abandon();
@@ -67,9 +65,8 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<Sessio
                     // The turn could neither finish nor be refused (the broker or the database went away mid-way).
                     // Running the session's next request now would overtake this one when it is redelivered.
                     logger.LogError(e, "Request of session {SessionId} could not be settled; giving partition {Partition} up",
-                        sessionId, item.Delivery.Source.Partition);
-                    item.Delivery.Source.MarkBroken();
-                    item.Delivery.Abandon();
+                        sessionId, item.Delivery.Lease.Partition);
+                    item.Delivery.GiveUpPartition();
                 }
                 finally
                 {

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>This process's member id in the pool, fixed for its lifetime.</summary>
 public sealed class WorkerIdentity(IOptions<WorkerOptions> options)

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Workers.Worker.Partitions;
+namespace Workers.Worker.Ordering;
 
 /// <summary>How one worker consumes; section <c>Workers</c> (shared with the topology's partition count).</summary>
 public sealed class WorkerOptions

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Workers.Core.Sessions;
+namespace Workers.Worker.Retention;
 
 /// <summary>Section <c>Sessions</c>.</summary>
 public sealed class RetentionOptions

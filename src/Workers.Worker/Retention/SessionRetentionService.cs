@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
-namespace Workers.Core.Sessions;
+namespace Workers.Worker.Retention;
 
 /// <summary>Deletes sessions idle past <see cref="RetentionOptions.IdleTtl"/>, on a timer, and logs how many.</summary>
 public sealed class SessionRetentionService(

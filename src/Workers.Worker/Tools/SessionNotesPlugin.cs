@@ -26,16 +26,13 @@ public sealed class SessionNotesPlugin(SessionStore store, string userId, Guid s
         }
 
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        await using var upsert = scope.Command(
+        await using var batch = scope.Batch();
+        batch.Add(
             """
             INSERT INTO workers.session_notes (session_id, key, owner_id, value) VALUES ($1, $2, $3, $4)
             ON CONFLICT (session_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
-            """);
-        upsert.Parameters.AddWithValue(sessionId);
-        upsert.Parameters.AddWithValue(key);
-        upsert.Parameters.AddWithValue(userId);
-        upsert.Parameters.AddWithValue(value);
-        await upsert.ExecuteNonQueryAsync(cancellationToken);
+            """, sessionId, key, userId, value);
+        await batch.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return $"Stored note '{key}'.";
     }
@@ -46,7 +43,8 @@ public sealed class SessionNotesPlugin(SessionStore store, string userId, Guid s
         ArgumentNullException.ThrowIfNull(key);
         key = key.Trim().ToLowerInvariant();
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var note = await scope.Db.Notes.AsNoTracking().Where(n => n.Key == key).Select(n => n.Value).FirstOrDefaultAsync(cancellationToken);
+        var db = await scope.DbAsync(cancellationToken);
+        var note = await db.Notes.AsNoTracking().Where(n => n.Key == key).Select(n => n.Value).FirstOrDefaultAsync(cancellationToken);
         return note is null ? $"I have no note called '{key}' in this session." : $"{key}: {note}";
     }
 
@@ -54,7 +52,8 @@ public sealed class SessionNotesPlugin(SessionStore store, string userId, Guid s
     public async Task<string> ListAsync(CancellationToken cancellationToken = default)
     {
         await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var notes = await scope.Db.Notes.AsNoTracking().OrderBy(n => n.Key).Select(n => n.Key + " = " + n.Value)
+        var db = await scope.DbAsync(cancellationToken);
+        var notes = await db.Notes.AsNoTracking().OrderBy(n => n.Key).Select(n => n.Key + " = " + n.Value)
             .Take(100).ToListAsync(cancellationToken);
         return notes.Count == 0 ? "none." : string.Join("; ", notes);
     }

@@ -20,13 +20,8 @@ public sealed class TurnEvents(IBus bus)
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status,
         }, cancellationToken);
 
-    public Task CompletedAsync(TurnCompleted completed) => bus.Publish(completed, CancellationToken.None);
-
-    public Task CancelledAsync(ChatRequested r, long seq, string partialText) =>
-        bus.Publish(new TurnCancelled
-        {
-            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, PartialText = partialText,
-        }, CancellationToken.None);
+    /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.</summary>
+    public Task FinalAsync(object finalEvent) => bus.Publish(finalEvent, CancellationToken.None);
 
     public Task FailedAsync(ChatRequested r, long seq, string code, string message) =>
         FailedAsync(r.SessionId, r.RequestId, r.UserId, seq, code, message);

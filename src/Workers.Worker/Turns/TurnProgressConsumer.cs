@@ -2,7 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Hosting;
-using Workers.Worker.Partitions;
+using Workers.Worker.Ordering;
 
 namespace Workers.Worker.Turns;
 

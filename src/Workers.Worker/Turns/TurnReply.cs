@@ -20,9 +20,6 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     public long FirstSeq => firstSeq;
 
-    /// <summary>The last sequence number used so far.</summary>
-    public long LastSeq => _lastSeq;
-
     public string Text
     {
         get

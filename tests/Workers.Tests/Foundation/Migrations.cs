@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using Workers.Core.Migrations;
+using Workers.Migrator;
 using Workers.Tests.Infrastructure;
 
 namespace Workers.Tests.Foundation;

@@ -7,7 +7,7 @@ using Npgsql;
 using Testcontainers.PostgreSql;
 using Testcontainers.RabbitMq;
 using Workers.Core.Hosting;
-using Workers.Core.Migrations;
+using Workers.Migrator;
 
 [assembly: AssemblyFixture(typeof(Workers.Tests.Infrastructure.ServicesFixture))]
 

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Notifier.Sessions;
+using Workers.Worker.Retention;
 using Workers.Tests.Infrastructure;
 
 namespace Workers.Tests.Sessions;
@@ -102,11 +104,12 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
 
         var store = new SessionStore(_dataSource);
         await using var scope = await store.BeginAsync("alice", alices.Id, default);
-        Assert.Equal([alices.Id], await scope.Db.Sessions.Select(s => s.Id).ToListAsync());
-        Assert.Equal(3, await scope.Db.Turns.CountAsync());
-        Assert.Equal(1, await scope.Db.Notes.CountAsync());
+        var db = await scope.DbAsync();
+        Assert.Equal([alices.Id], await db.Sessions.Select(s => s.Id).ToListAsync());
+        Assert.Equal(3, await db.Turns.CountAsync());
+        Assert.Equal(1, await db.Notes.CountAsync());
         // The raw table shows both users now: the filters, not the database, kept them apart here.
-        Assert.Equal(2, await scope.Db.Sessions.IgnoreQueryFilters().CountAsync());
+        Assert.Equal(2, await db.Sessions.IgnoreQueryFilters().CountAsync());
     }
 
     [Fact]

@@ -1,0 +1,15 @@
+namespace Workers.Contracts;
+
+/// <summary>
+/// The events a worker publishes to <see cref="Partitioning.EventsExchange"/> for a session's owner. The bus maps
+/// each of them onto that exchange and the notifier delivers each of them, so a new reply event is listed here and
+/// nowhere else in the wiring.
+/// </summary>
+public static class ReplyEvents
+{
+    /// <summary>Every reply event type.</summary>
+    public static IReadOnlyList<Type> Types { get; } =
+    [
+        typeof(TurnStarted), typeof(ReplyDelta), typeof(ToolInvoked), typeof(TurnCompleted), typeof(TurnFailed), typeof(TurnCancelled),
+    ];
+}

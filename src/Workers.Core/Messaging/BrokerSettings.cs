@@ -1,0 +1,34 @@
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Workers.Contracts;
+using Workers.Core.Hosting;
+
+namespace Workers.Core.Messaging;
+
+public static class BrokerSettings
+{
+    /// <summary>The broker from <see cref="RabbitMqOptions"/> and the wire contract's exchanges: the first line of every
+    /// host's <c>UsingRabbitMq</c> block.</summary>
+    public static void UseWorkersBroker(this IRabbitMqBusFactoryConfigurator cfg, IBusRegistrationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(context);
+        var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
+        cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
+        {
+            h.Username(rabbit.Username);
+            h.Password(rabbit.Password);
+        });
+        cfg.UseWorkersTopology(context.GetRequiredService<IOptions<TopologyOptions>>().Value.Partitions);
+    }
+
+    /// <summary>Maps each contract type onto its exchange: requests partitioned, control and events fanned out.</summary>
+    public static void UseWorkersTopology(this IRabbitMqBusFactoryConfigurator cfg, int partitions)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        cfg.MessageTopology.SetEntityNameFormatter(new ContractExchangeNames(cfg.MessageTopology.EntityNameFormatter));
+        cfg.Publish<ChatRequested>(p => p.ExchangeType = "direct");
+        cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
+    }
+}

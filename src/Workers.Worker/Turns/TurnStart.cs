@@ -1,0 +1,10 @@
+namespace Workers.Worker.Turns;
+
+/// <summary>What the first transaction of a turn found and reserved.</summary>
+/// <param name="AlreadyProcessed">The inbox says this request already has its turn: ack it, run nothing.</param>
+/// <param name="TurnSeq">The session's turn counter as read; the commit succeeds only if it is unchanged.</param>
+/// <param name="FirstSeq">The first event number of the block this attempt reserved.</param>
+/// <param name="Attempts">How often this request was started, this time included.</param>
+/// <param name="History">The session's earlier turns, oldest first.</param>
+public sealed record TurnStart(
+    bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<(string User, string Reply)> History);

@@ -1,0 +1,158 @@
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using Workers.Contracts;
+using Workers.Core.Sessions;
+using Workers.Worker.Ordering;
+
+namespace Workers.Worker.Turns;
+
+/// <summary>
+/// The SQL of a turn: its two transactions (start: create-if-new, reserve event numbers, inbox, history; commit: the
+/// fencing check, the turn row and the inbox together), parking, and the lookup of an already committed outcome.
+/// Each transaction is one round trip; every one runs as the request's user, under row-level security.
+/// </summary>
+public sealed class TurnStore(SessionStore store)
+{
+    // Each attempt reserves this many event numbers, so numbers only grow even when a crashed attempt is re-run.
+    internal const long SeqBlock = 1 << 20;
+    private const int HistoryRows = 100;
+
+    /// <summary>Transaction 1. Throws <c>session_not_found</c> for a session of another user.</summary>
+    public async Task<TurnStart> StartAsync(ChatRequested request)
+    {
+        await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
+        await using var batch = scope.Batch();
+        CreateSessionIfNew(batch, request);
+        ReserveEventSeqs(batch, request.SessionId);
+        RecordAttempt(batch, request);
+        LoadHistory(batch, request.SessionId);
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync();
+            if (!await reader.ReadAsync())
+            {
+                // The session exists but this user cannot see it: it is someone else's.
+                throw ChatErrorException.SessionNotFound();
+            }
+
+            var turnSeq = reader.GetInt64(0);
+            var firstSeq = reader.GetInt64(1) + 1;
+            await reader.NextResultAsync();
+            await reader.ReadAsync();
+            var alreadyProcessed = reader.GetString(0) != TurnStatus.Started;
+            var attempts = reader.GetInt32(1);
+            await reader.NextResultAsync();
+            var history = new List<(string User, string Reply)>();
+            while (await reader.ReadAsync())
+            {
+                history.Add((reader.GetString(0), reader.GetString(1)));
+            }
+
+            await reader.DisposeAsync();
+            if (alreadyProcessed)
+            {
+                return new TurnStart(true, turnSeq, firstSeq, attempts, []);
+            }
+
+            await scope.CommitAsync(CancellationToken.None);
+            history.Reverse();
+            return new TurnStart(false, turnSeq, firstSeq, attempts, history);
+        }
+        catch (PostgresException e) when (OwnershipConflicts.Reveal(e))
+        {
+            throw ChatErrorException.SessionNotFound();
+        }
+    }
+
+    /// <summary>Transaction 2: the turn, its inbox row and the fencing check commit together or not at all.</summary>
+    /// <returns>False when fenced out: the session moved on (another attempt committed) or the lease is no longer
+    /// <paramref name="lease"/>'s.</returns>
+    public async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionLease lease)
+    {
+        await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None);
+        await using var batch = scope.Batch();
+        var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease);
+        InsertTurn(batch, turn);
+        var inbox = CompleteInbox(batch, turn.SessionId, turn.RequestId, turn.Status);
+        try
+        {
+            await batch.ExecuteNonQueryAsync();
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            return false;
+        }
+
+        if (fence.RecordsAffected != 1 || inbox.RecordsAffected != 1)
+        {
+            return false;
+        }
+
+        await scope.CommitAsync(CancellationToken.None);
+        return true;
+    }
+
+    /// <summary>Marks a request that kept failing as parked, so a redelivery of it is acked without a turn.</summary>
+    public async Task MarkParkedAsync(ChatRequested request)
+    {
+        await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
+        await using var batch = scope.Batch();
+        batch.Add("UPDATE workers.inbox SET status = 'failed', updated_at = now() WHERE session_id = $1 AND request_id = $2",
+            request.SessionId, request.RequestId);
+        await batch.ExecuteNonQueryAsync();
+        await scope.CommitAsync(CancellationToken.None);
+    }
+
+    /// <summary>The committed turn of an already processed request, if it has one (a parked request has none).</summary>
+    public async Task<Turn?> FindOutcomeAsync(ChatRequested request)
+    {
+        await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
+        var db = await scope.DbAsync();
+        return await db.Turns.AsNoTracking().FirstOrDefaultAsync(t => t.RequestId == request.RequestId);
+    }
+
+    // A first request for an unknown session creates it for its user; someone else's id stays theirs (DO NOTHING),
+    // and the next statement then finds no row visible to this user.
+    private static void CreateSessionIfNew(RlsBatch batch, ChatRequested request) =>
+        batch.Add("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            request.SessionId, request.UserId);
+
+    // Only the event counter here (not indexed, so the row update stays HOT); activity is stamped at commit.
+    private static void ReserveEventSeqs(RlsBatch batch, Guid sessionId) =>
+        batch.Add("UPDATE workers.sessions SET event_seq = event_seq + $2 WHERE id = $1 RETURNING turn_seq, event_seq - $2",
+            sessionId, SeqBlock);
+
+    private static void RecordAttempt(RlsBatch batch, ChatRequested request) =>
+        batch.Add(
+            """
+            INSERT INTO workers.inbox (session_id, request_id, owner_id, status) VALUES ($1, $2, $3, 'started')
+            ON CONFLICT (session_id, request_id) DO UPDATE SET attempts = inbox.attempts + 1, updated_at = now()
+            RETURNING status, attempts
+            """, request.SessionId, request.RequestId, request.UserId);
+
+    private static void LoadHistory(RlsBatch batch, Guid sessionId) =>
+        batch.Add("SELECT user_text, reply_text FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT $2",
+            sessionId, HistoryRows);
+
+    // The fence: the turn counter moves only from the value this attempt read, and only while its lease epoch is current.
+    private static NpgsqlBatchCommand AdvanceTurnCounterIfLeaseHeld(RlsBatch batch, Guid sessionId, long seenTurnSeq, PartitionLease lease) =>
+        batch.Add(
+            """
+            UPDATE workers.sessions SET turn_seq = turn_seq + 1, last_active_at = now()
+            WHERE id = $1 AND turn_seq = $2
+              AND EXISTS (SELECT 1 FROM workers.partition_leases WHERE partition = $3 AND epoch = $4)
+            """, sessionId, seenTurnSeq, lease.Partition, lease.Epoch);
+
+    private static void InsertTurn(RlsBatch batch, Turn turn) =>
+        batch.Add(
+            """
+            INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code,
+                prompt_tokens, completion_tokens, first_seq, last_seq, started_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            """, turn.SessionId, turn.TurnNo, turn.OwnerId, turn.RequestId, turn.UserText, turn.ReplyText, turn.Status,
+            turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt);
+
+    private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>
+        batch.Add("UPDATE workers.inbox SET status = $3, updated_at = now() WHERE session_id = $1 AND request_id = $2 AND status = 'started'",
+            sessionId, requestId, status);
+}
