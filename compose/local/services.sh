@@ -361,6 +361,9 @@ listeners.tcp.default = 127.0.0.1:$AMQP_PORT
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $MGMT_PORT
 loopback_users = none
+# A request body is at most 256 KiB (the worker refuses bigger ones with too_large, naming the session); the broker
+# refuses anything past 4 MiB outright, so no producer can make a worker hold megabytes.
+max_message_size = 4194304
 # created on first boot of an empty database (verified / repaired by services.sh)
 default_vhost = /
 default_user = $RMQ_USER

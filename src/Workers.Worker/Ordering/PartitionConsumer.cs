@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Workers.Contracts;
+using Workers.Worker.Turns;
 
 namespace Workers.Worker.Ordering;
 
@@ -62,7 +63,10 @@ public sealed class PartitionConsumer
         consumer.ReceivedAsync += (_, e) =>
         {
             Interlocked.Increment(ref partitionConsumer._inFlight);
-            var delivery = new PartitionDelivery(partitionConsumer, e.DeliveryTag, e.Body.ToArray(), e.BasicProperties, e.Redelivered);
+            // An oversized body is never copied: what can be read of its ids is read in place, for the refusal.
+            var fits = e.Body.Length <= RequestParser.MaxBodyBytes;
+            var delivery = new PartitionDelivery(partitionConsumer, e.DeliveryTag, fits ? e.Body.ToArray() : [],
+                fits ? null : RequestParser.Oversized(e.Body.Span), e.BasicProperties, e.Redelivered);
             return onDelivery(delivery);
         };
         await channel.BasicConsumeAsync(

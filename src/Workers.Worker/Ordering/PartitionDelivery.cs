@@ -1,11 +1,21 @@
 using RabbitMQ.Client;
+using Workers.Worker.Turns;
 
 namespace Workers.Worker.Ordering;
 
-/// <summary>One request as the broker delivered it on an owned partition; acked only after its turn committed.</summary>
-public sealed class PartitionDelivery(PartitionConsumer source, ulong deliveryTag, byte[] body, IReadOnlyBasicProperties properties, bool redelivered)
+/// <summary>One request as the broker delivered it on an owned partition; acked only after its turn committed. A body
+/// over the size limit is not kept: <see cref="Oversized"/> says what could be read of it without copying it.</summary>
+public sealed class PartitionDelivery(
+    PartitionConsumer source, ulong deliveryTag, byte[] body, RequestParseResult? oversized, IReadOnlyBasicProperties properties,
+    bool redelivered)
 {
+    // A producer sets headers: a count it forged must neither crash the consumer nor park a healthy request early.
+    private const long MaxPlausibleDeliveryCount = 1_000_000;
+
     public byte[] Body { get; } = body;
+
+    /// <summary>Set when the body was over <see cref="RequestParser.MaxBodyBytes"/>: the refusal, with the ids found.</summary>
+    public RequestParseResult? Oversized { get; } = oversized;
 
     public IReadOnlyBasicProperties Properties { get; } = properties;
 
@@ -17,10 +27,9 @@ public sealed class PartitionDelivery(PartitionConsumer source, ulong deliveryTa
     public bool PartitionStopping => source.Stopping;
 
     /// <summary>1 for a first delivery. Quorum queues count returns in <c>x-delivery-count</c>; classic queues only
-    /// flag a redelivery, so the inbox's attempt counter stands in for the count there.</summary>
-    public int DeliveryCount => Properties.Headers?.TryGetValue("x-delivery-count", out var count) == true
-        ? Convert.ToInt32(count, System.Globalization.CultureInfo.InvariantCulture) + 1
-        : Redelivered ? 2 : 1;
+    /// flag a redelivery, so the inbox's attempt counter stands in for the count there. A header that is not a
+    /// plausible count (a string, negative, huge: a producer can set it on a classic queue) counts as absent.</summary>
+    public int DeliveryCount => BrokerDeliveryCount(Properties.Headers) is { } count ? (int)count + 1 : Redelivered ? 2 : 1;
 
     public Task AckAsync() => source.AckAsync(deliveryTag);
 
@@ -35,6 +44,19 @@ public sealed class PartitionDelivery(PartitionConsumer source, ulong deliveryTa
         source.MarkBroken();
         source.Abandon();
     }
+
+    internal static long? BrokerDeliveryCount(IDictionary<string, object?>? headers) =>
+        headers?.TryGetValue("x-delivery-count", out var value) == true
+            ? value switch
+            {
+                long n and >= 0 and <= MaxPlausibleDeliveryCount => n,
+                int n and >= 0 => n,
+                short n and >= 0 => n,
+                byte n => n,
+                sbyte n and >= 0 => n,
+                _ => null,
+            }
+            : null;
 
     /// <summary>Copies the request to the error queue with the reason, before it is acked (so a crash repeats, never loses).</summary>
     public Task DeadLetterAsync(string code, string reason, Exception? exception) =>

@@ -32,7 +32,7 @@ public sealed class PartitionDispatcher(
 
     private async Task RouteAsync(PartitionDelivery delivery)
     {
-        var parsed = RequestParser.Parse(delivery.Body);
+        var parsed = delivery.Oversized ?? RequestParser.Parse(delivery.Body);
         if (parsed.Request is null)
         {
             logger.LogWarning("Refused a malformed request {RequestId} of session {SessionId} on partition {Partition}: {Code}",

@@ -3,26 +3,36 @@ using System.Collections.Concurrent;
 namespace Workers.Worker.Turns;
 
 /// <summary>
-/// The turns running in this worker, so a <c>CancelTurn</c> from the control exchange reaches one at once. A cancel
-/// for a request still waiting in its lane is remembered for a while and applied when the turn starts.
+/// The turns running in this worker, so a <c>CancelTurn</c> from the control exchange reaches one at once. A turn is
+/// known by its session and request together, and a cancel applies only to a turn of the same session and user: a
+/// request id alone (which a producer chooses) must never reach someone else's turn. A cancel for a request still
+/// waiting in its lane is remembered for a while, only by the worker that owns the session's partition, and only
+/// so many of them.
 /// </summary>
 public sealed class ActiveTurns
 {
+    public const int MaxPendingCancels = 1024;
     private static readonly TimeSpan PendingCancelLifetime = TimeSpan.FromMinutes(10);
-    private readonly ConcurrentDictionary<Guid, (string UserId, CancellationTokenSource Cancel)> _running = new();
+    private readonly ConcurrentDictionary<(Guid Session, Guid Request), (string UserId, CancellationTokenSource Cancel)> _running = new();
     private readonly ConcurrentDictionary<Guid, TurnReply> _bySession = new();
-    private readonly ConcurrentDictionary<Guid, (string UserId, DateTimeOffset At)> _pendingCancels = new();
+    private readonly Dictionary<(Guid Session, Guid Request), (string UserId, DateTimeOffset At)> _pendingCancels = [];
+    private readonly Queue<(Guid Session, Guid Request)> _pendingOrder = new();
 
     public CancellationTokenSource Start(TurnReply reply)
     {
         ArgumentNullException.ThrowIfNull(reply);
-        var (requestId, userId) = (reply.Request.RequestId, reply.Request.UserId);
+        var key = (reply.Request.SessionId, reply.Request.RequestId);
+        var userId = reply.Request.UserId;
         _bySession[reply.Request.SessionId] = reply;
         var cancel = new CancellationTokenSource();
-        _running[requestId] = (userId, cancel);
-        if (_pendingCancels.TryRemove(requestId, out var pending) && pending.UserId == userId)
+        _running[key] = (userId, cancel);
+        lock (_pendingCancels)
         {
-            cancel.Cancel();
+            if (_pendingCancels.Remove(key, out var pending) && pending.UserId == userId
+                && DateTimeOffset.UtcNow - pending.At <= PendingCancelLifetime)
+            {
+                cancel.Cancel();
+            }
         }
 
         return cancel;
@@ -34,18 +44,20 @@ public sealed class ActiveTurns
     public void Finish(TurnReply reply)
     {
         ArgumentNullException.ThrowIfNull(reply);
-        var requestId = reply.Request.RequestId;
         _bySession.TryRemove(new KeyValuePair<Guid, TurnReply>(reply.Request.SessionId, reply));
-        if (_running.TryRemove(requestId, out var turn))
+        if (_running.TryRemove((reply.Request.SessionId, reply.Request.RequestId), out var turn))
         {
             turn.Cancel.Dispose();
         }
     }
 
-    /// <summary>Cancels the turn if it runs here and belongs to <paramref name="userId"/>.</summary>
-    public void Cancel(Guid requestId, string userId)
+    /// <summary>Cancels the turn if it runs here and belongs to <paramref name="userId"/>; otherwise, when
+    /// <paramref name="ownsSession"/> (this worker owns the session's partition, so the request can only start here),
+    /// remembers the cancel for when it starts.</summary>
+    public void Cancel(Guid sessionId, Guid requestId, string userId, bool ownsSession)
     {
-        if (_running.TryGetValue(requestId, out var turn))
+        var key = (sessionId, requestId);
+        if (_running.TryGetValue(key, out var turn))
         {
             if (turn.UserId == userId)
             {
@@ -55,12 +67,25 @@ public sealed class ActiveTurns
             return;
         }
 
-        var now = DateTimeOffset.UtcNow;
-        foreach (var stale in _pendingCancels.Where(p => now - p.Value.At > PendingCancelLifetime))
+        if (!ownsSession)
         {
-            _pendingCancels.TryRemove(stale.Key, out _);
+            return;
         }
 
-        _pendingCancels[requestId] = (userId, now);
+        lock (_pendingCancels)
+        {
+            // Oldest first out: expired ones always, live ones only when the bound is reached.
+            while (_pendingOrder.TryPeek(out var oldest)
+                   && (_pendingOrder.Count >= MaxPendingCancels || !_pendingCancels.TryGetValue(oldest, out var entry)
+                       || DateTimeOffset.UtcNow - entry.At > PendingCancelLifetime))
+            {
+                _pendingCancels.Remove(_pendingOrder.Dequeue());
+            }
+
+            if (_pendingCancels.TryAdd(key, (userId, DateTimeOffset.UtcNow)))
+            {
+                _pendingOrder.Enqueue(key);
+            }
+        }
     }
 }

@@ -45,6 +45,61 @@ public static class RequestParser
         }
     }
 
+    /// <summary>The refusal of a body over <see cref="MaxBodyBytes"/>, with whatever ids a forward scan finds (top level,
+    /// or inside a MassTransit envelope's <c>message</c>), so its session can be told. Reads in place: nothing is copied
+    /// but the ids.</summary>
+    public static RequestParseResult Oversized(ReadOnlySpan<byte> body)
+    {
+        Guid? sessionId = null, requestId = null;
+        string? userId = null;
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 16 });
+        try
+        {
+            string? property = null;
+            var envelope = 0;
+            while (reader.Read() && (sessionId is null || requestId is null || userId is null))
+            {
+                var depth = reader.CurrentDepth;
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName when depth == 1 || depth == envelope:
+                        property = reader.ValueTextEquals("message"u8) && depth == 1 ? "message"
+                            : reader.ValueTextEquals("sessionId"u8) ? "sessionId"
+                            : reader.ValueTextEquals("requestId"u8) ? "requestId"
+                            : reader.ValueTextEquals("userId"u8) ? "userId"
+                            : null;
+                        continue;
+                    case JsonTokenType.StartObject when property == "message":
+                        envelope = depth + 1;
+                        break;
+                    case JsonTokenType.String when property is "sessionId" or "requestId" && reader.ValueSpan.Length <= 64:
+                        if (Guid.TryParse(reader.GetString(), out var id) && property == "sessionId")
+                        {
+                            sessionId = id;
+                        }
+                        else if (id != Guid.Empty)
+                        {
+                            requestId = id;
+                        }
+
+                        break;
+                    case JsonTokenType.String when property == "userId" && reader.ValueSpan.Length <= ChatLimits.MaxUserIdLength * 6:
+                        userId = reader.GetString() is { Length: > 0 and <= ChatLimits.MaxUserIdLength } user ? user : null;
+                        break;
+                }
+
+                property = null;
+            }
+        }
+        catch (JsonException)
+        {
+            // Whatever was found before the body stopped being JSON is still worth telling the session.
+        }
+
+        return RequestParseResult.Fail(ErrorCodes.TooLarge, $"body is {body.Length} bytes, more than {MaxBodyBytes}",
+            sessionId, requestId, userId);
+    }
+
     private static RequestParseResult Read(JsonElement json)
     {
         // Identify the session and user first, so even a refused request can be reported to its session.
