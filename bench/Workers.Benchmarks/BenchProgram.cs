@@ -42,7 +42,8 @@ public static class BenchProgram
         var options = Options.Parse(args[1..]);
         Out.Line($"machine: {Environment.ProcessorCount} CPUs, {Environment.OSVersion}, .NET {Environment.Version}; " +
                  $"build {(IsRelease() ? "Release" : "Debug (numbers not representative)")}");
-        using var services = await Services.FindAsync();
+        // Names bench_… / bench-… (see cleanup); the seeding of `history` runs for minutes in one statement.
+        await using var services = await Services.FindOrStartAsync("bench", adminCommandTimeoutSeconds: 600);
         Out.Line($"services from {services.Source}: PostgreSQL {services.PostgresAdmin.Host}:{services.PostgresAdmin.Port}, " +
                  $"RabbitMQ {services.Rabbit.Host}:{services.Rabbit.Port}");
         if (args[0] == "cleanup")

@@ -5,7 +5,6 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Workers.Benchmarks.Infrastructure;
-using Workers.Notifier.Auth;
 
 namespace Workers.Benchmarks.Scenarios;
 
@@ -30,7 +29,7 @@ internal static class Fanout
         ThreadPool.SetMinThreads(Math.Max(minWorker, 32), Math.Max(minIo, 32));
         Out.Line($"fanout: {clients} SignalR clients (WebSockets, SkipNegotiation), one user and session each; {workers} worker processes, " +
                  $"1 notifier; offline model {tokens} tokens every {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms");
-        await using var rig = await Rig.CreateAsync(services, 16, settings: new Dictionary<string, string>
+        await using var rig = await WorkersSystem.CreateAsync(services, 16, recordEvents: false, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = tokens.ToString(CultureInfo.InvariantCulture),
             ["Llm__Offline__TokenDelay"] = tokenDelay.ToString("c", CultureInfo.InvariantCulture),
@@ -47,7 +46,9 @@ internal static class Fanout
         }
 
         await rig.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(60));
-        var (notifier, address) = await rig.StartNotifierAsync();
+        // Production, as deployed (the tests start theirs in Development, for the demo page's token endpoint).
+        var (notifier, address) = await rig.StartNotifierAsync(
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
         processes.Add(notifier);
         Out.Line($"fanout: {workers} workers balanced, notifier at {address}");
 
@@ -252,7 +253,7 @@ internal static class Fanout
 
         public static async Task<Client> ConnectAsync(Uri notifier, string userId)
         {
-            var token = AuthRegistration.IssueToken(new AuthOptions { SigningKey = Rig.SigningKey }, userId, TimeSpan.FromHours(1));
+            var token = NotifierProcess.Token(userId);
             var connection = new HubConnectionBuilder()
                 .WithUrl(new Uri(notifier, "/hubs/chat"), o =>
                 {

@@ -101,7 +101,7 @@ internal static partial class History
         return result;
     }
 
-    private static async Task SeedAsync(BenchDatabase db, int users, int perUser, int targetTurns)
+    private static async Task SeedAsync(TestDatabase db, int users, int perUser, int targetTurns)
     {
         // user-0 owns the target session; its turns are interleaved with everyone else's (ORDER BY turn, user), so a
         // session's rows are spread over the heap as they would be after months of traffic, not packed together.
@@ -209,7 +209,7 @@ internal static partial class History
     private static partial Regex ParameterName();
 
     /// <summary>Round trips and latency of setting the caller's context per transaction.</summary>
-    private static async Task ContextCostAsync(BenchDatabase db, SessionStore store, Guid target, int iterations, ScenarioResult result)
+    private static async Task ContextCostAsync(TestDatabase db, SessionStore store, Guid target, int iterations, ScenarioResult result)
     {
         // (a) Round trips: the same calls through a counting relay, and the Npgsql activities they raise.
         await using (var relay = new PgWireCounter(db.App.Host!, db.App.Port))

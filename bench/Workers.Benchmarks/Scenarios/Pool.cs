@@ -96,13 +96,13 @@ internal static class Pool
     {
         var name = $"{(ordered ? "A ordered" : "B baseline")} #{round}";
         Out.Line($"{name}: fresh database and vhost");
-        await using var rig = await Rig.CreateAsync(services, partitions, queueType, new Dictionary<string, string>
+        await using var rig = await WorkersSystem.CreateAsync(services, partitions, queueType, new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = tokens.ToString(CultureInfo.InvariantCulture),
             ["Workers__PrefetchPerPartition"] = prefetchPerPartition.ToString(CultureInfo.InvariantCulture),
             ["Workers__MaxConcurrentTurns"] = concurrency.ToString(CultureInfo.InvariantCulture),
             ["Workers__MaxWaitingPerSession"] = Math.Max(8, perSession).ToString(CultureInfo.InvariantCulture),
-        });
+        }, recordEvents: false);
         var consumers = new List<HostProcess>();
         if (ordered)
         {
@@ -132,12 +132,12 @@ internal static class Pool
             Out.Line($"{name}: {workers} baseline consumer processes on {BaselineQueue}");
         }
 
-        await using var tap = await EventTap.StartAsync(rig.Broker.Connection);
+        await using var tap = await EventRecorder.StartAsync(rig.Broker.Connection);
         var requests = Enumerable.Range(0, sessions).Select(i =>
         {
             var session = Guid.NewGuid();
             return (IReadOnlyList<ChatRequested>)Enumerable.Range(1, perSession)
-                .Select(n => Infrastructure.Broker.Request(session, $"user-{i}", $"msg {n} of session {i}")).ToList();
+                .Select(n => Broker.Request(session, $"user-{i}", $"msg {n} of session {i}")).ToList();
         }).ToList();
         var sentAt = new ConcurrentDictionary<Guid, DateTimeOffset>();
         // Warm-up on other sessions: fresh processes spend their first seconds of load in the JIT (dotnet-counters
@@ -149,7 +149,7 @@ internal static class Pool
             {
                 var session = Guid.NewGuid();
                 return (IReadOnlyList<ChatRequested>)Enumerable.Range(1, perSession)
-                    .Select(n => Infrastructure.Broker.Request(session, $"warm-{i}", $"msg {n} of warm-up session {i}")).ToList();
+                    .Select(n => Broker.Request(session, $"warm-{i}", $"msg {n} of warm-up session {i}")).ToList();
             }).ToList();
             warmTurns = warm.Sum(w => w.Count);
             var warmClock = Stopwatch.StartNew();
@@ -203,7 +203,7 @@ internal static class Pool
             .Select(e => (e.SentTime - sentAt[e.RequestId].UtcDateTime).TotalMilliseconds));
         var persisted = await rig.PersistedCountersAsync();
         // Measured sessions only (the warm-up sessions are checked by the tests, not here).
-        var check = OrderingCheck.Check(requests.ToDictionary(r => r[0].SessionId, r => r.Count), persisted);
+        var check = OrderingChecker.Check(requests.ToDictionary(r => r[0].SessionId, r => r.Count), persisted);
         Out.Line($"{name}: order check on persisted turns: reordered {check.Reordered}, duplicated {check.Duplicated}, " +
                  $"lost {check.Lost} ({check.SessionsAffected} sessions affected); TurnCompleted seen {completed.Count}; latency {latency.Summary()}");
         foreach (var p in consumers.Where(p => !p.Running))
@@ -229,7 +229,7 @@ internal static class Pool
     }
 
     /// <summary>What happened to requests whose turn never got persisted: inbox rows, events, worker logs, error queue.</summary>
-    private static async Task DiagnoseAsync(Rig rig, EventTap tap, List<IReadOnlyList<ChatRequested>> requests, List<HostProcess> consumers,
+    private static async Task DiagnoseAsync(WorkersSystem rig, EventRecorder tap, List<IReadOnlyList<ChatRequested>> requests, List<HostProcess> consumers,
         string name)
     {
         var persisted = await rig.PersistedCountersAsync();

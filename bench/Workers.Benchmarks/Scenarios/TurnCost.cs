@@ -66,7 +66,7 @@ internal static class TurnCost
         var rows = new List<(string, string, string)>();
         var turns = sessions * perSession;
         Out.Line("turn-cost A: fresh database and vhost; worker process with its PostgreSQL traffic through the counting relay");
-        await using var rig = await Rig.CreateAsync(services, partitions, settings: settings);
+        await using var rig = await WorkersSystem.CreateAsync(services, partitions, settings: settings, recordEvents: false);
         await using var relay = new PgWireCounter(rig.Db.App.Host!, rig.Db.App.Port);
         var relayed = new NpgsqlConnectionStringBuilder(rig.Db.App.ConnectionString)
         {
@@ -173,7 +173,7 @@ internal static class TurnCost
     {
         var turns = sessions * perSession;
         Out.Line("turn-cost B: fresh database and vhost; the worker hosted in this process, requests from a helper process");
-        await using var rig = await Rig.CreateAsync(services, partitions, settings: settings);
+        await using var rig = await WorkersSystem.CreateAsync(services, partitions, settings: settings, recordEvents: false);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             Args = [],
@@ -356,10 +356,10 @@ internal static class TurnCost
         {
             var session = Guid.NewGuid();
             return (IReadOnlyList<ChatRequested>)Enumerable.Range(1, perSession)
-                .Select(n => Infrastructure.Broker.Request(session, $"user-{i}", $"msg {n} of session {i}")).ToList();
+                .Select(n => Broker.Request(session, $"user-{i}", $"msg {n} of session {i}")).ToList();
         }).ToList();
 
-    private static async Task PublishFromHelperAsync(Rig rig, int sessions, int perSession, string label)
+    private static async Task PublishFromHelperAsync(WorkersSystem rig, int sessions, int perSession, string label)
     {
         await using var helper = HostProcess.StartSelf(["_publish", sessions.ToString(CultureInfo.InvariantCulture),
             perSession.ToString(CultureInfo.InvariantCulture), label], "publisher", rig.Settings);
@@ -380,7 +380,7 @@ internal static class TurnCost
         {
             var session = Guid.NewGuid();
             return Enumerable.Range(1, perSession)
-                .Select(n => Infrastructure.Broker.Request(session, $"{label}-{i}", $"msg {n} of session {i}")).ToList();
+                .Select(n => Broker.Request(session, $"{label}-{i}", $"msg {n} of session {i}")).ToList();
         }).ToList();
         await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
         var properties = new BasicProperties { ContentType = "application/json", Persistent = true };
@@ -405,7 +405,7 @@ internal static class TurnCost
         return 0;
     }
 
-    private static async Task<Dictionary<string, long>> DatabaseStatsAsync(BenchDatabase db)
+    private static async Task<Dictionary<string, long>> DatabaseStatsAsync(TestDatabase db)
     {
         var stats = new Dictionary<string, long>();
         await using var connection = await db.OpenAdminAsync();

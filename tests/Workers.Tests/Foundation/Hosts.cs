@@ -7,7 +7,7 @@ namespace Workers.Tests.Foundation;
 [Collection("worker pools")]
 public sealed class Hosts(ServicesFixture services)
 {
-    private static async Task<Uri> HealthAddressAsync(WorkerProcess worker)
+    private static async Task<Uri> HealthAddressAsync(HostProcess worker)
     {
         await worker.WaitForLogAsync("health at http://", TimeSpan.FromSeconds(30));
         var line = worker.Log.First(l => l.Contains("health at http://", StringComparison.Ordinal));
@@ -30,7 +30,7 @@ public sealed class Hosts(ServicesFixture services)
     [Fact]
     public async Task The_worker_is_ready_only_with_its_services_and_stops_cleanly_on_SIGTERM()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var worker = await pool.StartWorkerAsync();
         using var http = new HttpClient { BaseAddress = await HealthAddressAsync(worker) };
         Assert.Equal("127.0.0.1", http.BaseAddress!.Host);
@@ -61,7 +61,7 @@ public sealed class Hosts(ServicesFixture services)
     [Fact]
     public async Task The_notifier_is_ready_with_its_services_and_stops_cleanly_on_SIGTERM()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var notifier = await pool.StartNotifierAsync();
         using var http = notifier.Http();
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
@@ -80,9 +80,9 @@ public sealed class Hosts(ServicesFixture services)
     [InlineData("Llm__Provider", "Magic", "Llm:Provider")]
     public async Task A_bad_setting_stops_the_worker_at_start_with_one_line_naming_the_key(string key, string value, string expected)
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var settings = new Dictionary<string, string>(pool.Settings) { [key] = value, ["Workers__WorkerId"] = "bad" };
-        await using var worker = WorkerProcess.StartHost("Workers.Worker", "bad", settings);
+        await using var worker = HostProcess.StartHost("Workers.Worker", "bad", settings);
         Assert.Equal(2, await worker.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         var errors = worker.Log.Where(l => l.StartsWith("configuration error:", StringComparison.Ordinal)).ToList();
         var line = Assert.Single(errors);
@@ -93,9 +93,9 @@ public sealed class Hosts(ServicesFixture services)
     [Fact]
     public async Task A_missing_signing_key_stops_the_notifier_outside_Development()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var settings = new Dictionary<string, string>(pool.Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["Urls"] = "http://127.0.0.1:0" };
-        await using var notifier = WorkerProcess.StartHost("Workers.Notifier", "bad-notifier", settings);
+        await using var notifier = HostProcess.StartHost("Workers.Notifier", "bad-notifier", settings);
         Assert.Equal(2, await notifier.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains(notifier.Log, l => l.StartsWith("configuration error: Auth:SigningKey", StringComparison.Ordinal));
     }

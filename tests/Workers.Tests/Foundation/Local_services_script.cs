@@ -52,19 +52,7 @@ public sealed class Local_services_script(ServicesFixture services)
 
     private static async Task<(int Exit, string Output)> RunAsync(string command, IReadOnlyDictionary<string, string> environment)
     {
-        var start = new ProcessStartInfo("bash", [Path.Combine(Repository.Root, "compose", "local", "services.sh"), command])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output + await errors);
+        var (exit, output, errors) = await LocalServices.RunAsync(command, environment);
+        return (exit, output + errors);
     }
 }

@@ -112,7 +112,7 @@ public sealed class Authentication_and_authorization(ServicesFixture services)
     [Fact]
     public async Task The_development_token_endpoint_does_not_exist_outside_Development()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var production = await pool.StartNotifierAsync(new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
         using var http = production.Http();
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsJsonAsync("/dev/token", new { userId = "alice" })).StatusCode);

@@ -89,7 +89,7 @@ public sealed class Limits(ServicesFixture services)
     [InlineData("http://allowed.example", true)]
     public async Task Only_allowed_origins_may_open_the_websocket(string origin, bool allowed)
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var notifier = await pool.StartNotifierAsync(Tight);
         using var socket = new ClientWebSocket();
         socket.Options.SetRequestHeader("Origin", origin);

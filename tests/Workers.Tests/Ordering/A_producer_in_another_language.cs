@@ -16,7 +16,7 @@ public sealed class A_producer_in_another_language(ServicesFixture services)
             Assert.Equal(0, (await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], producer, [])).Exit);
         }
 
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var rabbit = pool.Broker.Options;

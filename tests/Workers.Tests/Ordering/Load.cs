@@ -35,14 +35,14 @@ public sealed class Load
     public IReadOnlyDictionary<Guid, int> Expected => Sessions.ToDictionary(s => s, _ => PerSession);
 
     /// <summary>The first few requests with no persisted turn, and every worker log line and event about them.</summary>
-    public async Task<string> MissingAsync(WorkerPool pool)
+    public async Task<string> MissingAsync(WorkersSystem pool)
     {
         var persisted = await pool.PersistedCountersAsync();
         var missing = Requests.SelectMany(r => r)
-            .Where(r => !persisted.TryGetValue(r.SessionId, out var seen) || !seen.Contains(WorkerPool.Counter(r.Text)))
+            .Where(r => !persisted.TryGetValue(r.SessionId, out var seen) || !seen.Contains(WorkersSystem.Counter(r.Text)))
             .Take(3).ToList();
         return string.Join('\n', missing.Select(r => $"missing {r.RequestId} ({r.Text}):\n  " + string.Join("\n  ",
-            pool.Workers.SelectMany(w => w.Log.Where(l => l.Contains(r.RequestId.ToString(), StringComparison.Ordinal)).Select(l => $"{w.Id}: {l}"))
+            pool.Processes.SelectMany(w => w.Log.Where(l => l.Contains(r.RequestId.ToString(), StringComparison.Ordinal)).Select(l => $"{w.Id}: {l}"))
                 .Concat(pool.Events.Events.Where(e => e.RequestId == r.RequestId).Select(e => $"event {e.Type} seq {e.Seq} {e.Code}")))));
     }
 
@@ -68,7 +68,7 @@ public sealed class Load
         }));
     }
 
-    public static async Task<TimeSpan> WaitForTurnsAsync(WorkerPool pool, long count, TimeSpan timeout, Load? load = null)
+    public static async Task<TimeSpan> WaitForTurnsAsync(WorkersSystem pool, long count, TimeSpan timeout, Load? load = null)
     {
         var clock = Stopwatch.StartNew();
         var (last, progressAt) = (0L, clock.Elapsed);

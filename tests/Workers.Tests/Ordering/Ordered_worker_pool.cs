@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Workers.Tests.Infrastructure;
+using Workers.Worker.Ordering;
 
 namespace Workers.Tests.Ordering;
 
@@ -17,7 +18,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
 
     private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
-    private static async Task WaitForRedeliveryAsync(IReadOnlyList<WorkerProcess> survivors)
+    private static async Task WaitForRedeliveryAsync(IReadOnlyList<HostProcess> survivors)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (!survivors.Any(w => w.Log.Any(l => l.Contains("Delivery of request", StringComparison.Ordinal)
@@ -29,7 +30,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
     }
 
     /// <summary>0 reordered, 0 duplicated, 0 lost: in the persisted turns and in the TurnCompleted events (one per request and seq).</summary>
-    private static async Task AssertEverySessionInOrderAsync(WorkerPool pool, Load load)
+    private static async Task AssertEverySessionInOrderAsync(WorkersSystem pool, Load load)
     {
         var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
         Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, "persisted turns: " + persisted + "\n" + pool.LogOf(persisted));
@@ -42,7 +43,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
     [Fact]
     public async Task Three_worker_processes_keep_500_sessions_of_20_requests_in_order()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: RoomyLanes);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: RoomyLanes);
         var workers = new[] { await pool.StartWorkerAsync(), await pool.StartWorkerAsync(), await pool.StartWorkerAsync() };
         await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(20));
         var load = new Load(sessions: 500, perSession: 20);
@@ -65,7 +66,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
             ["Llm__Offline__TokenDelay"] = "00:00:00.002",
             ["Logging__LogLevel__Workers"] = "Debug",
         };
-        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: settings);
         var w1 = await pool.StartWorkerAsync();
         var w2 = await pool.StartWorkerAsync();
         var w3 = await pool.StartWorkerAsync();
@@ -95,8 +96,8 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
     public async Task Growing_from_one_to_four_workers_under_load_balances_partitions_and_keeps_order()
     {
         var settings = new Dictionary<string, string>(RoomyLanes) { ["Llm__Offline__TokenDelay"] = "00:00:00.005" };
-        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
-        var workers = new List<WorkerProcess> { await pool.StartWorkerAsync() };
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: settings);
+        var workers = new List<HostProcess> { await pool.StartWorkerAsync() };
         await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(20));
         var load = new Load(sessions: 200, perSession: 20);
         // About 12 s of publishing, so every join happens under load.
@@ -124,7 +125,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
             ["Llm__Offline__TokenDelay"] = "00:00:00.002",
             ["Logging__LogLevel__Workers"] = "Debug",
         };
-        await using var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: settings);
         var w1 = await pool.StartWorkerAsync();
         var w2 = await pool.StartWorkerAsync();
         await pool.WaitForBalanceAsync([w1, w2], TimeSpan.FromSeconds(20));
@@ -137,7 +138,7 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         // Kills the lease connection (and every other connection) of w2's database session pool: its advisory locks go.
         await pool.Db.ExecuteAsync(
             $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND application_name LIKE 'Workers.Worker%' " +
-            $"AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = {0x57524B4D}::oid AND objid::int IN " +
+            $"AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = {LeaseLocks.MemberNamespace}::oid AND objid::int IN " +
             $"(SELECT lock_key FROM workers.worker_members WHERE worker_id = '{w2.Id}'))");
         var recovered = await pool.WaitForBalanceAsync([w1, w2], TimeSpan.FromSeconds(20));
         Report($"both workers own their share again {recovered.TotalSeconds:F1} s after the faults");

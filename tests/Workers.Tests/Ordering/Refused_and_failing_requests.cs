@@ -12,7 +12,7 @@ public sealed class Refused_and_failing_requests(ServicesFixture services)
     [Fact]
     public async Task Malformed_and_failing_requests_go_to_the_error_queue_once_and_the_session_carries_on()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var bystander = Session_lanes.SessionOnPartition(Partitioning.PartitionOf(session, pool.Partitions), pool.Partitions);
@@ -72,7 +72,7 @@ public sealed class Refused_and_failing_requests(ServicesFixture services)
     [InlineData("classic")]
     public async Task A_request_that_keeps_killing_its_worker_is_parked_after_the_delivery_limit(string queueType)
     {
-        await using var pool = await WorkerPool.CreateAsync(services, queueType: queueType, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, queueType: queueType, settings: new Dictionary<string, string>
         {
             ["Workers__MaxDeliveries"] = "2",
         });
@@ -105,7 +105,7 @@ public sealed class Refused_and_failing_requests(ServicesFixture services)
     [Fact]
     public async Task A_database_connection_dropped_mid_turn_is_retried_in_place_and_the_session_keeps_its_order()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var worker = await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var slow = Broker.Request(session, "alice", "msg 1 #think=1500");

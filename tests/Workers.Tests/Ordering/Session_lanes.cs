@@ -25,7 +25,7 @@ public sealed class Session_lanes(ServicesFixture services)
     [Fact]
     public async Task A_30_second_turn_does_not_delay_100_other_sessions_of_its_partition()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var slow = Guid.NewGuid();
         var partition = Partitioning.PartitionOf(slow, pool.Partitions);
@@ -59,7 +59,7 @@ public sealed class Session_lanes(ServicesFixture services)
     [Fact]
     public async Task The_same_request_id_delivered_twice_at_once_and_again_after_completion_makes_one_turn()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var request = Broker.Request(session, "alice", "msg 1");
@@ -81,7 +81,7 @@ public sealed class Session_lanes(ServicesFixture services)
     [Fact]
     public async Task Beyond_the_waiting_limit_a_session_gets_session_busy_and_others_are_not_starved()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
         {
             ["Workers__MaxWaitingPerSession"] = "2",
         });
@@ -112,7 +112,7 @@ public sealed class Session_lanes(ServicesFixture services)
     [Fact]
     public async Task A_cancel_stops_the_running_turn_at_once_keeps_its_partial_text_and_the_next_request_runs()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = "100",
             ["Llm__Offline__TokenDelay"] = "00:00:00.050",
@@ -146,7 +146,7 @@ public sealed class Session_lanes(ServicesFixture services)
     [Fact]
     public async Task A_cancel_by_someone_else_is_ignored()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = "20",
             ["Llm__Offline__TokenDelay"] = "00:00:00.050",

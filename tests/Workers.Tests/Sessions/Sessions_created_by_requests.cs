@@ -13,7 +13,7 @@ public sealed class Sessions_created_by_requests(ServicesFixture services)
     [Fact]
     public async Task A_first_request_creates_the_session_and_no_other_user_can_write_into_it()
     {
-        await using var pool = await WorkerPool.CreateAsync(services);
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var alices = Broker.Request(session, "alice", "msg 1");

@@ -6,7 +6,7 @@ namespace Workers.Tests.Turns;
 [Collection("worker pools")]
 public sealed class A_chat_turn(ServicesFixture services)
 {
-    private static async Task<RecordedEvent> TurnAsync(WorkerPool pool, Guid session, string user, string text)
+    private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string user, string text)
     {
         var request = Broker.Request(session, user, text);
         await pool.Broker.PublishAsync(request);
@@ -18,7 +18,7 @@ public sealed class A_chat_turn(ServicesFixture services)
     [Fact]
     public async Task Events_of_a_turn_arrive_in_order_with_growing_seq_and_the_deltas_add_up_to_the_persisted_text()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = "40",
             ["Llm__Offline__TokenDelay"] = "00:00:00.010",
@@ -54,7 +54,7 @@ public sealed class A_chat_turn(ServicesFixture services)
     [Fact]
     public async Task The_model_remembers_the_session_within_the_budget_and_nothing_of_other_sessions()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string>
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = "1",
         });
@@ -72,7 +72,7 @@ public sealed class A_chat_turn(ServicesFixture services)
     [Fact]
     public async Task Notes_asked_for_another_session_or_user_return_only_this_sessions_notes()
     {
-        await using var pool = await WorkerPool.CreateAsync(services, settings: new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "1" });
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "1" });
         await pool.StartWorkerAsync();
         var alicesOther = Guid.NewGuid();
         var bobs = Guid.NewGuid();

@@ -8,7 +8,7 @@ namespace Workers.Tests.Turns;
 [Collection("worker pools")]
 public sealed class OpenAI_compatible_provider(ServicesFixture services)
 {
-    private static async Task<(WorkerPool Pool, FakeOpenAI Model)> StartAsync(ServicesFixture services,
+    private static async Task<(WorkersSystem Pool, FakeOpenAI Model)> StartAsync(ServicesFixture services,
         IReadOnlyDictionary<string, string>? extra = null)
     {
         var model = await FakeOpenAI.StartAsync();
@@ -18,12 +18,12 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
             settings[key] = value;
         }
 
-        var pool = await WorkerPool.CreateAsync(services, settings: settings);
+        var pool = await WorkersSystem.CreateAsync(services.Services, settings: settings);
         await pool.StartWorkerAsync();
         return (pool, model);
     }
 
-    private static async Task<RecordedEvent> TurnAsync(WorkerPool pool, Guid session, string text)
+    private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string text)
     {
         var request = Broker.Request(session, "alice", text);
         await pool.Broker.PublishAsync(request);

@@ -1,17 +1,20 @@
-namespace Workers.Tests.Infrastructure;
+namespace Workers.Testing;
 
-/// <summary>Paths in the checkout the tests run from.</summary>
+/// <summary>Paths in the checkout the tests or the benchmarks run from.</summary>
 public static class Repository
 {
     public static string Root { get; } = FindRoot();
 
-    /// <summary>The build output of a host project, in the configuration the tests were built in.</summary>
+    /// <summary>
+    /// The build output of a host project, in the configuration the running program was built in: a Release test run
+    /// or benchmark starts Release hosts, a Debug one Debug hosts, so one build is all it takes.
+    /// </summary>
     public static string HostDll(string project)
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}",
             StringComparison.Ordinal) ? "Release" : "Debug";
         var path = Path.Combine(Root, "src", project, "bin", configuration, "net10.0", $"{project}.dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException($"build {project} first", path);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"build {project} first (dotnet build -c {configuration})", path);
     }
 
     private static string FindRoot()

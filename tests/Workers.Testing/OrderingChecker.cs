@@ -1,4 +1,4 @@
-namespace Workers.Tests.Infrastructure;
+namespace Workers.Testing;
 
 /// <summary>
 /// Per-session sequence check: each session's requests carry counters 1..n in publish order. In what was observed,
@@ -6,27 +6,31 @@ namespace Workers.Tests.Infrastructure;
 /// </summary>
 public static class OrderingChecker
 {
-    public static OrderingReport Check(IReadOnlyDictionary<Guid, int> expectedPerSession, IReadOnlyDictionary<Guid, IReadOnlyList<int>> observed)
+    public static OrderingReport Check(IReadOnlyDictionary<Guid, int> expectedPerSession,
+        IReadOnlyDictionary<Guid, IReadOnlyList<int>> observed)
     {
         ArgumentNullException.ThrowIfNull(expectedPerSession);
         ArgumentNullException.ThrowIfNull(observed);
-        int reordered = 0, duplicated = 0, lost = 0;
+        int reordered = 0, duplicated = 0, lost = 0, affected = 0;
         var examples = new List<string>();
         foreach (var (session, expected) in expectedPerSession)
         {
             var seen = observed.TryGetValue(session, out var list) ? list : [];
             var distinct = new HashSet<int>();
             var highest = 0;
+            var breached = false;
             foreach (var counter in seen)
             {
                 if (!distinct.Add(counter))
                 {
                     duplicated++;
+                    breached = true;
                     Note(examples, $"{session}: {counter} again");
                 }
                 else if (counter < highest)
                 {
                     reordered++;
+                    breached = true;
                     Note(examples, $"{session}: {counter} after {highest}");
                 }
 
@@ -39,9 +43,14 @@ public static class OrderingChecker
             {
                 Note(examples, $"{session}: {missing} of {expected} never seen");
             }
+
+            if (breached || missing > 0)
+            {
+                affected++;
+            }
         }
 
-        return new OrderingReport(reordered, duplicated, lost, examples);
+        return new OrderingReport(reordered, duplicated, lost, affected, examples);
     }
 
     private static void Note(List<string> examples, string example)
@@ -51,10 +60,4 @@ public static class OrderingChecker
             examples.Add(example);
         }
     }
-}
-
-public sealed record OrderingReport(int Reordered, int Duplicated, int Lost, IReadOnlyList<string> Examples)
-{
-    public override string ToString() =>
-        $"reordered {Reordered}, duplicated {Duplicated}, lost {Lost}" + (Examples.Count > 0 ? ": " + string.Join("; ", Examples) : "");
 }

@@ -1,12 +1,11 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Workers.Contracts;
 
-namespace Workers.Tests.Infrastructure;
+namespace Workers.Testing;
 
-/// <summary>Every reply event on the test's virtual host, read from <c>workers.chat-events</c> like a notifier would.</summary>
+/// <summary>Every reply event on a virtual host, read from <c>workers.chat-events</c> like a notifier would.</summary>
 public sealed class EventRecorder : IAsyncDisposable
 {
     private readonly IChannel _channel;
@@ -16,8 +15,10 @@ public sealed class EventRecorder : IAsyncDisposable
 
     public IReadOnlyList<RecordedEvent> Events => [.. _events];
 
+    /// <summary>Binds an exclusive queue to the events exchange: only events published from now on are recorded.</summary>
     public static async Task<EventRecorder> StartAsync(IConnection connection)
     {
+        ArgumentNullException.ThrowIfNull(connection);
         var channel = await connection.CreateChannelAsync();
         await channel.ExchangeDeclareAsync(Partitioning.EventsExchange, ExchangeType.Fanout, durable: true);
         var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
@@ -37,6 +38,7 @@ public sealed class EventRecorder : IAsyncDisposable
 
     public async Task WaitForAsync(Func<IReadOnlyList<RecordedEvent>, bool> condition, TimeSpan timeout, string what)
     {
+        ArgumentNullException.ThrowIfNull(condition);
         var deadline = DateTime.UtcNow + timeout;
         while (!condition(Events))
         {
@@ -49,23 +51,9 @@ public sealed class EventRecorder : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync() => await _channel.DisposeAsync();
-}
-
-/// <summary>A reply event read from its MassTransit envelope.</summary>
-public sealed record RecordedEvent(string Type, Guid SessionId, Guid RequestId, string UserId, long Seq, JsonElement Message, DateTime At)
-{
-    public string? Text => Message.TryGetProperty("text", out var t) ? t.GetString()
-        : Message.TryGetProperty("partialText", out var p) ? p.GetString() : null;
-
-    public string? Code => Message.TryGetProperty("code", out var c) ? c.GetString() : null;
-
-    public static RecordedEvent Parse(ReadOnlySpan<byte> body)
+    public async ValueTask DisposeAsync()
     {
-        var root = JsonDocument.Parse(body.ToArray()).RootElement;
-        var type = root.GetProperty("messageType")[0].GetString()!.Split(':').Last();
-        var message = root.GetProperty("message");
-        return new RecordedEvent(type, message.GetProperty("sessionId").GetGuid(), message.GetProperty("requestId").GetGuid(),
-            message.GetProperty("userId").GetString()!, message.GetProperty("seq").GetInt64(), message.Clone(), DateTime.UtcNow);
+        await _channel.CloseAsync();
+        await _channel.DisposeAsync();
     }
 }

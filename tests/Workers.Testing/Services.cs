@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Workers.Core.Hosting;
+using Workers.Migrator;
+
+namespace Workers.Testing;
+
+/// <summary>
+/// Real PostgreSQL and RabbitMQ, found in this order: connection settings from the environment
+/// (<c>ConnectionStrings__PostgresAdmin</c>, <c>RabbitMq__*</c>); Testcontainers where a Docker engine answers; else the
+/// repository's local-process script (<c>compose/local/services.sh up</c>). Users isolate themselves with a fresh
+/// database and a fresh virtual host each, so they run in any order and in parallel. Disposing stops what this instance
+/// started (the containers, or the local services when they were not running before) and nothing else.
+/// </summary>
+public sealed class Services : IAsyncDisposable
+{
+    // Roles are cluster-wide: two migrations of fresh databases at once race on them ("tuple concurrently updated").
+    private readonly SemaphoreSlim _migrations = new(1);
+    private readonly string _names;
+    private readonly int _adminCommandTimeout;
+    private readonly Func<ValueTask>? _stop;
+
+    private Services(IReadOnlyDictionary<string, string> settings, string source, Func<ValueTask>? stop, string names,
+        int adminCommandTimeout)
+    {
+        PostgresAdmin = new NpgsqlConnectionStringBuilder(settings["ConnectionStrings__PostgresAdmin"]);
+        Rabbit = new RabbitMqOptions
+        {
+            Host = settings["RabbitMq__Host"],
+            Port = int.Parse(settings["RabbitMq__Port"], CultureInfo.InvariantCulture),
+            Username = settings["RabbitMq__Username"],
+            Password = settings["RabbitMq__Password"],
+            ManagementPort = settings.TryGetValue("RabbitMq__ManagementPort", out var management)
+                ? int.Parse(management, CultureInfo.InvariantCulture)
+                : new RabbitMqOptions().ManagementPort,
+        };
+        Source = source;
+        _stop = stop;
+        _names = names;
+        _adminCommandTimeout = adminCommandTimeout;
+        Management = new HttpClient { BaseAddress = new Uri($"http://{Rabbit.Host}:{Rabbit.ManagementPort}/api/") };
+        Management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Rabbit.Username}:{Rabbit.Password}")));
+    }
+
+    public NpgsqlConnectionStringBuilder PostgresAdmin { get; }
+
+    public RabbitMqOptions Rabbit { get; }
+
+    /// <summary>RabbitMQ's management HTTP API, as the administrator.</summary>
+    public HttpClient Management { get; }
+
+    /// <summary>Where the services came from: <c>environment</c>, <c>testcontainers</c> or <c>local script</c>.</summary>
+    public string Source { get; }
+
+    /// <param name="names">
+    /// Start of every database (<c>{names}_…</c>) and virtual host (<c>{names}-…</c>) made here, so that leftovers of a
+    /// killed run can be told apart and removed (<see cref="RemoveLeftoversAsync"/>).
+    /// </param>
+    /// <param name="adminCommandTimeoutSeconds">For <see cref="TestDatabase"/>'s superuser commands: a benchmark seeds
+    /// millions of rows in one, a test wants a hung one to fail quickly.</param>
+    public static async Task<Services> FindOrStartAsync(string names, int adminCommandTimeoutSeconds = 30)
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ConnectionStrings__PostgresAdmin"))
+            && !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("RabbitMq__Host")))
+        {
+            var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+                .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
+            return new Services(environment, "environment", null, names, adminCommandTimeoutSeconds);
+        }
+
+        if (ServiceContainers.DockerAnswers())
+        {
+            var containers = await ServiceContainers.StartAsync();
+            return new Services(containers.Settings, "testcontainers", containers.DisposeAsync, names, adminCommandTimeoutSeconds);
+        }
+
+        // Someone else's running services stay running; the ones started here are stopped again.
+        var wasRunning = await LocalServices.RunningAsync();
+        var settings = await LocalServices.UpAsync();
+        return new Services(settings, "local script", wasRunning ? null : async () => await LocalServices.DownAsync(), names,
+            adminCommandTimeoutSeconds);
+    }
+
+    /// <summary>A new database with every migration applied; returns its superuser and app-role connections.</summary>
+    public async Task<TestDatabase> CreateDatabaseAsync(int appPoolSize = 50)
+    {
+        var name = $"{_names}_{Guid.NewGuid():N}"[..(_names.Length + 17)];
+        var admin = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString) { Database = name, Pooling = false };
+        var app = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString)
+        {
+            Database = name, Username = "workers_app", Password = "workers_app", MaxPoolSize = appPoolSize,
+        };
+        await _migrations.WaitAsync();
+        try
+        {
+            await Task.Run(() => MigrationRunner.Apply(admin, app, MigrationRunner.DefaultDirectory, NullLogger.Instance));
+        }
+        finally
+        {
+            _migrations.Release();
+        }
+
+        return new TestDatabase(this, name, admin, app, _adminCommandTimeout);
+    }
+
+    /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees.</summary>
+    public async Task<RabbitMqOptions> CreateVhostAsync()
+    {
+        var vhost = $"{_names}-{Guid.NewGuid():N}"[..(_names.Length + 13)];
+        (await Management.PutAsync(new Uri($"vhosts/{vhost}", UriKind.Relative), null)).EnsureSuccessStatusCode();
+        (await Management.PutAsJsonAsync($"permissions/{vhost}/{Rabbit.Username}",
+            new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
+        return new RabbitMqOptions
+        {
+            Host = Rabbit.Host, Port = Rabbit.Port, Username = Rabbit.Username, Password = Rabbit.Password,
+            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort,
+        };
+    }
+
+    public async Task DeleteVhostAsync(string vhost) =>
+        await Management.DeleteAsync(new Uri($"vhosts/{Uri.EscapeDataString(vhost)}", UriKind.Relative));
+
+    /// <summary>Messages ready + unacknowledged per queue of a virtual host (management API; its figures lag a few seconds).</summary>
+    public async Task<Dictionary<string, long>> QueueDepthsAsync(string vhost)
+    {
+        var queues = await Management.GetFromJsonAsync<List<QueueInfo>>(
+            new Uri($"queues/{Uri.EscapeDataString(vhost)}?columns=name,messages_ready,messages_unacknowledged", UriKind.Relative)) ?? [];
+        return queues.ToDictionary(q => q.Name, q => q.Messages_Ready + q.Messages_Unacknowledged);
+    }
+
+    /// <summary>Databases and virtual hosts a killed earlier run left behind (names start with this instance's prefix).</summary>
+    public async Task<(int Databases, int Vhosts)> RemoveLeftoversAsync()
+    {
+        var databases = new List<string>();
+        await using (var connection = await OpenPostgresDatabaseAsync())
+        {
+            await using var list = new NpgsqlCommand("SELECT datname FROM pg_database WHERE datname LIKE $1", connection);
+            list.Parameters.AddWithValue(_names.Replace("_", "\\_", StringComparison.Ordinal) + "\\_%");
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                databases.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var name in databases)
+        {
+            await DropDatabaseAsync(name);
+        }
+
+        var vhosts = (await Management.GetFromJsonAsync<List<VhostInfo>>(new Uri("vhosts", UriKind.Relative)) ?? [])
+            .Select(v => v.Name).Where(n => n.StartsWith($"{_names}-", StringComparison.Ordinal)).ToList();
+        foreach (var vhost in vhosts)
+        {
+            await DeleteVhostAsync(vhost);
+        }
+
+        return (databases.Count, vhosts.Count);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Management.Dispose();
+        _migrations.Dispose();
+        if (_stop is not null)
+        {
+            await _stop();
+        }
+    }
+
+    internal async Task DropDatabaseAsync(string name)
+    {
+        await using var connection = await OpenPostgresDatabaseAsync();
+        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+        await drop.ExecuteNonQueryAsync();
+    }
+
+    private async Task<NpgsqlConnection> OpenPostgresDatabaseAsync()
+    {
+        var connection = new NpgsqlConnection(
+            new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString) { Database = "postgres", Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private sealed record VhostInfo(string Name);
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1707", Justification = "management API field names")]
+    private sealed record QueueInfo(string Name, long Messages_Ready, long Messages_Unacknowledged);
+}
