@@ -39,7 +39,22 @@ public static class RequestTopology
                 cancellationToken: cancellationToken);
         }
 
-        await channel.QueueDeclareAsync(ErrorQueue, durable: true, exclusive: false, autoDelete: false,
-            new Dictionary<string, object?> { ["x-queue-type"] = topology.QueueType }, cancellationToken: cancellationToken);
+        try
+        {
+            // Bounded in time and size: it holds ids and reasons only, but nothing should pile up there forever.
+            await channel.QueueDeclareAsync(ErrorQueue, durable: true, exclusive: false, autoDelete: false,
+                new Dictionary<string, object?>
+                {
+                    ["x-queue-type"] = topology.QueueType,
+                    ["x-message-ttl"] = (long)topology.ErrorQueueTtl.TotalMilliseconds,
+                    ["x-max-length"] = topology.ErrorQueueMaxLength,
+                    ["x-overflow"] = "drop-head",
+                }, cancellationToken: cancellationToken);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 406)
+        {
+            // An error queue declared by an earlier version, without the limits: queue arguments cannot change in
+            // place. It keeps working; README says how to replace it. (This channel is closed now; it was the last step.)
+        }
     }
 }

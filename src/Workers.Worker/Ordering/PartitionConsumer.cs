@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -94,15 +95,15 @@ public sealed class PartitionConsumer
 
     internal void Abandon() => Done();
 
-    /// <summary>Copies a refused or failed request to the error queue with the reason, in MassTransit's fault headers.</summary>
-    internal async Task PublishToErrorQueueAsync(PartitionDelivery delivery, string code, string reason, Exception? exception)
+    /// <summary>Sends what may be kept of a refused or failed request to the error queue (ids and reason, in the body
+    /// and in MassTransit's fault headers), with confirms, before the original is acked.</summary>
+    internal async Task PublishToErrorQueueAsync(PartitionDelivery delivery, DeadLetter letter)
     {
-        var headers = new Dictionary<string, object?>(delivery.Properties.Headers ?? new Dictionary<string, object?>())
+        var headers = new Dictionary<string, object?>
         {
-            ["MT-Fault-Code"] = code,
-            ["MT-Fault-Message"] = reason,
-            ["MT-Fault-ExceptionType"] = exception?.GetType().FullName ?? "Workers.RequestRefused",
-            ["MT-Fault-StackTrace"] = exception?.ToString() ?? "",
+            ["MT-Fault-Code"] = letter.Code,
+            ["MT-Fault-Message"] = letter.Reason,
+            ["MT-Fault-ExceptionType"] = letter.ExceptionType ?? "Workers.RequestRefused",
             ["MT-Fault-Timestamp"] = DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
             ["MT-Reason"] = "fault",
             ["x-partition"] = Partition,
@@ -111,11 +112,16 @@ public sealed class PartitionConsumer
         var properties = new BasicProperties
         {
             Persistent = true,
-            ContentType = delivery.Properties.ContentType,
-            MessageId = delivery.Properties.MessageId,
+            ContentType = "application/json",
+            MessageId = delivery.Properties.MessageId is { Length: <= 128 } id ? id : null,
             Headers = headers,
         };
-        await _channel.BasicPublishAsync("", Workers.Core.Messaging.RequestTopology.ErrorQueue, mandatory: false, properties, delivery.Body);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            letter.RequestId, letter.SessionId, letter.UserId, letter.Code, letter.Reason, letter.ExceptionType,
+            Attempts = delivery.DeliveryCount, Partition, BodyBytes = delivery.Oversized is null ? delivery.Body.Length : (int?)null,
+        }, JsonSerializerOptions.Web);
+        await _channel.BasicPublishAsync("", Workers.Core.Messaging.RequestTopology.ErrorQueue, mandatory: false, properties, body);
     }
 
     public async Task StopAsync(TimeSpan drainTimeout)

@@ -58,7 +58,6 @@ public sealed class PartitionDelivery(
             }
             : null;
 
-    /// <summary>Copies the request to the error queue with the reason, before it is acked (so a crash repeats, never loses).</summary>
-    public Task DeadLetterAsync(string code, string reason, Exception? exception) =>
-        source.PublishToErrorQueueAsync(this, code, reason, exception);
+    /// <summary>Records the refusal in the error queue before the request is acked (so a crash repeats, never loses).</summary>
+    public Task DeadLetterAsync(DeadLetter letter) => source.PublishToErrorQueueAsync(this, letter);
 }

@@ -10,7 +10,7 @@ namespace Workers.Worker.Ordering;
 /// waiting limit (once, with a reason, never retried), and put the rest in its session's lane.
 /// </summary>
 public sealed class PartitionDispatcher(
-    SessionLanes lanes, TurnProcessor processor, TurnEvents events, IOptions<WorkerOptions> options,
+    SessionLanes lanes, TurnProcessor processor, TurnStore turns, TurnEvents events, IOptions<WorkerOptions> options,
     ILogger<PartitionDispatcher> logger)
 {
     private readonly int _maxDeliveries = options.Value.MaxDeliveries;
@@ -48,8 +48,9 @@ public sealed class PartitionDispatcher(
         {
             logger.LogError("Parked request {RequestId} of session {SessionId}: delivered {Count} times", request.RequestId,
                 request.SessionId, delivery.DeliveryCount);
-            await RefuseAsync(delivery, request.SessionId, request.RequestId, request.UserId, ErrorCodes.Poisoned,
-                $"delivered {delivery.DeliveryCount} times without completing; parked", null);
+            var reason = $"delivered {delivery.DeliveryCount} times without completing; parked";
+            await turns.ParkAsync(request, ErrorCodes.Poisoned, reason, delivery.DeliveryCount);
+            await RefuseAsync(delivery, request.SessionId, request.RequestId, request.UserId, ErrorCodes.Poisoned, reason, null);
             return;
         }
 
@@ -67,7 +68,7 @@ public sealed class PartitionDispatcher(
     internal async Task RefuseAsync(
         PartitionDelivery delivery, Guid? sessionId, Guid? requestId, string? userId, string code, string reason, Exception? exception)
     {
-        await delivery.DeadLetterAsync(code, reason, exception);
+        await delivery.DeadLetterAsync(new DeadLetter(code, reason, sessionId, requestId, userId, exception?.GetType().FullName));
         if (sessionId is { } session && userId is not null)
         {
             await events.FailedAsync(session, requestId ?? Guid.Empty, userId, 0, code, SafeMessage(code, reason));

@@ -27,7 +27,8 @@ public static class RequestParser
         }
         catch (JsonException e)
         {
-            return RequestParseResult.Fail(ErrorCodes.InvalidRequest, $"body is not JSON: {e.Message}");
+            // The parser's own message quotes the offending bytes: say only where it stopped.
+            return RequestParseResult.Fail(ErrorCodes.InvalidRequest, $"body is not JSON (line {e.LineNumber}, byte {e.BytePositionInLine})");
         }
 
         using (document)

@@ -50,8 +50,12 @@ public sealed class TurnProcessor(
             }
             catch (Exception e)
             {
-                logger.LogError(e, "Turn {RequestId} of session {SessionId} failed", request.RequestId, request.SessionId);
-                await delivery.DeadLetterAsync(ErrorCodes.InternalError, e.Message, e);
+                // The type and the stack, not the message: an exception's message can quote the user's text.
+                logger.LogError("Turn {RequestId} of session {SessionId} failed: {Error} {StackTrace}", request.RequestId,
+                    request.SessionId, e.GetType().FullName, e.StackTrace);
+                await TryKeepParkedAsync(request, ErrorCodes.InternalError, $"unexpected {e.GetType().Name}", delivery.DeliveryCount);
+                await delivery.DeadLetterAsync(new DeadLetter(ErrorCodes.InternalError, $"unexpected {e.GetType().Name}",
+                    request.SessionId, request.RequestId, request.UserId, e.GetType().FullName));
                 await events.FailedAsync(request, 0, ErrorCodes.InternalError, "The reply failed; please send the message again.");
                 await delivery.AckAsync();
                 return;
@@ -113,7 +117,8 @@ public sealed class TurnProcessor(
             request.RequestId, turn.TurnNo, request.SessionId, delivery.Lease.Partition, delivery.Lease.Epoch);
         if (turn.Status == TurnStatus.Failed)
         {
-            await delivery.DeadLetterAsync(ErrorCodes.ModelError, "model call failed after retries", null);
+            await delivery.DeadLetterAsync(new DeadLetter(ErrorCodes.ModelError, "model call failed after retries",
+                request.SessionId, request.RequestId, request.UserId));
         }
 
         await events.FinalAsync(TurnFinalEvent.Of(turn, result.FirstTokenMs, Stopwatch.GetElapsedTime(started).TotalMilliseconds));
@@ -138,10 +143,26 @@ public sealed class TurnProcessor(
     {
         logger.LogError("Parked request {RequestId} of session {SessionId} after {Attempts} attempts",
             request.RequestId, request.SessionId, session.Attempts);
-        await turns.MarkParkedAsync(request);
-        await delivery.DeadLetterAsync(ErrorCodes.Poisoned, $"started {session.Attempts} times without completing; parked", null);
+        var reason = $"started {session.Attempts} times without completing; parked";
+        await turns.ParkAsync(request, ErrorCodes.Poisoned, reason, session.Attempts);
+        await delivery.DeadLetterAsync(new DeadLetter(ErrorCodes.Poisoned, reason, request.SessionId, request.RequestId, request.UserId));
         await events.FailedAsync(request, session.FirstSeq, ErrorCodes.Poisoned, "This message could not be processed and was set aside.");
         await delivery.AckAsync();
+    }
+
+    /// <summary>Keeps the text of a request that failed unexpectedly for an operator, if the database lets it: the failure
+    /// may be the database itself, and the refusal must go out either way.</summary>
+    private async Task TryKeepParkedAsync(ChatRequested request, string code, string reason, int attempts)
+    {
+        try
+        {
+            await turns.ParkAsync(request, code, reason, attempts);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or ChatErrorException)
+        {
+            logger.LogWarning("Could not keep parked request {RequestId} of session {SessionId}: {Error}", request.RequestId,
+                request.SessionId, e.GetType().Name);
+        }
     }
 
     private static bool IsTransient(Exception e) =>

@@ -92,15 +92,29 @@ public sealed class TurnStore(SessionStore store)
         return true;
     }
 
-    /// <summary>Marks a request that kept failing as parked, so a redelivery of it is acked without a turn.</summary>
-    public async Task MarkParkedAsync(ChatRequested request)
+    /// <summary>Sets a request aside: its text goes to <c>parked_requests</c> (under RLS, deleted with the session) for an
+    /// operator. A poisoned request's inbox row is marked failed too, so a redelivery of it is acked without a turn.</summary>
+    /// <returns>False when the session is not this user's (or does not exist): nothing is kept then.</returns>
+    public async Task<bool> ParkAsync(ChatRequested request, string code, string reason, int attempts)
     {
         await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
-        batch.Add("UPDATE workers.inbox SET status = 'failed', updated_at = now() WHERE session_id = $1 AND request_id = $2",
-            request.SessionId, request.RequestId);
+        if (code == ErrorCodes.Poisoned)
+        {
+            batch.Add("UPDATE workers.inbox SET status = 'failed', updated_at = now() WHERE session_id = $1 AND request_id = $2",
+                request.SessionId, request.RequestId);
+        }
+
+        var kept = batch.Add(
+            """
+            INSERT INTO workers.parked_requests (session_id, request_id, owner_id, user_text, code, reason, attempts)
+            SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM workers.sessions WHERE id = $1)
+            ON CONFLICT (session_id, request_id) DO UPDATE
+                SET code = EXCLUDED.code, reason = EXCLUDED.reason, attempts = EXCLUDED.attempts, parked_at = now()
+            """, request.SessionId, request.RequestId, request.UserId, request.Text, code, reason, attempts);
         await batch.ExecuteNonQueryAsync();
         await scope.CommitAsync(CancellationToken.None);
+        return kept.RecordsAffected == 1;
     }
 
     /// <summary>The committed turn of an already processed request, if it has one (a parked request has none).</summary>

@@ -20,6 +20,8 @@ public sealed record Seed(Guid SessionA, Guid SessionB)
                        ('{session}', 2, '{user}', gen_random_uuid(), '{user} secret 2', 'reply 2', 'complete', 4, 6, now());
                 INSERT INTO workers.inbox (session_id, request_id, owner_id, status) VALUES ('{session}', gen_random_uuid(), '{user}', 'complete');
                 INSERT INTO workers.session_notes (session_id, key, owner_id, value) VALUES ('{session}', 'pin', '{user}', '{user} pin');
+                INSERT INTO workers.parked_requests (session_id, request_id, owner_id, user_text, code, reason, attempts)
+                VALUES ('{session}', gen_random_uuid(), '{user}', '{user} parked secret', 'poisoned', 'parked', 5);
                 """);
         }
 
