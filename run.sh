@@ -24,10 +24,11 @@ dotnet build Workers.sln -c Release --nologo -v q
 out=bin/Release/net10.0
 dotnet "src/Workers.Migrator/$out/Workers.Migrator.dll"
 for i in $(seq 1 "${WORKERS_COUNT:-2}"); do
-  dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
+  ConnectionStrings__Postgres="$ConnectionStrings__PostgresWorker" \
+    dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
   pids+=($!)
 done
-dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
+ConnectionStrings__Postgres="$ConnectionStrings__PostgresNotifier" dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
 pids+=($!)
 echo "run: ${WORKERS_COUNT:-2} workers and a notifier are running; notifier on http://127.0.0.1:5080; Ctrl-C stops" >&2
 wait -n "${pids[@]}" || true

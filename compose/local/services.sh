@@ -515,11 +515,26 @@ sq() { # print a value for `source`/`eval`: single-quote only if needed
     else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
 }
 
+# login_password NAME: a random password made once per data dir, so no login of ours has a well-known one.
+login_password() {
+    local file="$DATA/secrets/$1"
+    if [ ! -s "$file" ]; then
+        mkdir -p "$DATA/secrets"; chmod 700 "$DATA/secrets"
+        (umask 077; od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$file")
+    fi
+    cat "$file"
+}
+
 print_env() {
-    # The migrator runs as the superuser; the apps log in as workers_app, whose password the migrator sets from
-    # ConnectionStrings__Postgres. Database "workers" is created by the migrator on its first run.
-    printf 'ConnectionStrings__PostgresAdmin=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=$PG_USER;Password=$PG_PASSWORD;Database=${WORKERS_PG_DATABASE:-workers}")"
-    printf 'ConnectionStrings__Postgres=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_app;Password=${WORKERS_APP_PASSWORD:-workers_app};Database=${WORKERS_PG_DATABASE:-workers}")"
+    # The migrator runs as the superuser and sets each login role's password from its connection string: the worker
+    # logs in as workers_worker (ConnectionStrings__PostgresWorker), the notifier as workers_notifier
+    # (ConnectionStrings__PostgresNotifier); each host reads its own as ConnectionStrings__Postgres (run.sh maps them).
+    # workers_app is the role of earlier versions. Database "workers" is created by the migrator on its first run.
+    local db="${WORKERS_PG_DATABASE:-workers}"
+    printf 'ConnectionStrings__PostgresAdmin=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=$PG_USER;Password=$PG_PASSWORD;Database=$db")"
+    printf 'ConnectionStrings__Postgres=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_app;Password=$(login_password pg-app);Database=$db")"
+    printf 'ConnectionStrings__PostgresWorker=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_worker;Password=$(login_password pg-worker);Database=$db")"
+    printf 'ConnectionStrings__PostgresNotifier=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_notifier;Password=$(login_password pg-notifier);Database=$db")"
     printf 'RabbitMq__Host=127.0.0.1\n'
     printf 'RabbitMq__Port=%s\n' "$AMQP_PORT"
     printf 'RabbitMq__Username=%s\n' "$(sq "$RMQ_USER")"

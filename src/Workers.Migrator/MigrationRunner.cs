@@ -14,10 +14,20 @@ public static class MigrationRunner
 {
     public static string DefaultDirectory => Path.Combine(AppContext.BaseDirectory, "migrations");
 
+    /// <summary>The roles hosts log in as. Each run gives them the passwords of the connection strings it was handed
+    /// and re-asserts that none can bypass row-level security or act as the schema's owner.</summary>
+    public static readonly IReadOnlyList<string> LoginRoles = ["workers_app", "workers_worker", "workers_notifier"];
+
+    /// <param name="admin">A superuser or a role with CREATEROLE that may SET ROLE workers_migrator.</param>
+    /// <param name="logins">Connection strings of the login roles whose passwords to set (others are ignored).</param>
+    /// <param name="directory">The numbered SQL files.</param>
+    /// <param name="logger">Progress.</param>
+    /// <param name="sessionIdleTtl">Retention's TTL, written where only the migrator can (workers.settings).</param>
     /// <returns>The names of the files applied by this run.</returns>
-    public static IReadOnlyList<string> Apply(
-        NpgsqlConnectionStringBuilder admin, NpgsqlConnectionStringBuilder? app, string directory, ILogger logger)
+    public static IReadOnlyList<string> Apply(NpgsqlConnectionStringBuilder admin, IEnumerable<NpgsqlConnectionStringBuilder> logins,
+        string directory, ILogger logger, TimeSpan? sessionIdleTtl = null)
     {
+        ArgumentNullException.ThrowIfNull(logins);
         ArgumentNullException.ThrowIfNull(admin);
         if (!Directory.Exists(directory))
         {
@@ -41,21 +51,34 @@ public static class MigrationRunner
             throw new MigrationFailedException($"migration {result.ErrorScript?.Name ?? "?"} failed: {message}");
         }
 
-        if (app is { Password.Length: > 0 })
+        using var connection = new NpgsqlConnection(admin.ConnectionString);
+        connection.Open();
+        foreach (var role in LoginRoles)
         {
-            SetAppPassword(admin, app);
+            Execute(connection, $"ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT");
+            Execute(connection, $"REVOKE workers_migrator FROM {role}");
+        }
+
+        foreach (var login in logins.Where(l => l is { Password.Length: > 0 } && LoginRoles.Contains(l.Username)))
+        {
+            // ALTER ROLE takes no bind parameters; a doubled quote is the complete escape with standard_conforming_strings.
+            var literal = login.Password!.Replace("'", "''", StringComparison.Ordinal);
+            Execute(connection, $"ALTER ROLE {login.Username} PASSWORD '{literal}'");
+        }
+
+        if (sessionIdleTtl is { } ttl)
+        {
+            using var setTtl = new NpgsqlCommand("UPDATE workers.settings SET value = $1 WHERE key = 'session_idle_ttl'", connection);
+            setTtl.Parameters.Add(new NpgsqlParameter { Value = $"{(long)ttl.TotalSeconds} seconds" });
+            setTtl.ExecuteNonQuery();
         }
 
         return result.Scripts.Select(s => s.Name).ToList();
     }
 
-    private static void SetAppPassword(NpgsqlConnectionStringBuilder admin, NpgsqlConnectionStringBuilder app)
+    private static void Execute(NpgsqlConnection connection, string sql)
     {
-        using var connection = new NpgsqlConnection(admin.ConnectionString);
-        connection.Open();
-        // ALTER ROLE takes no bind parameters; a doubled quote is the complete escape with standard_conforming_strings.
-        var literal = app.Password!.Replace("'", "''", StringComparison.Ordinal);
-        using var command = new NpgsqlCommand($"ALTER ROLE workers_app PASSWORD '{literal}'", connection);
+        using var command = new NpgsqlCommand(sql, connection);
         command.ExecuteNonQuery();
     }
 

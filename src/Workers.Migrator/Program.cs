@@ -3,8 +3,9 @@ using Microsoft.Extensions.Logging;
 using Workers.Core.Hosting;
 using Workers.Migrator;
 
-// Usage: Workers.Migrator [directory]; reads ConnectionStrings:PostgresAdmin (runs the files) and
-// ConnectionStrings:Postgres (the app role's password is set from it).
+// Usage: Workers.Migrator [directory]; reads ConnectionStrings:PostgresAdmin (runs the files), the login roles'
+// connection strings ConnectionStrings:PostgresWorker, :PostgresNotifier (and :Postgres) to set their passwords, and
+// Sessions:IdleTtl (retention's TTL, which only the migrator may write).
 var configuration = new ConfigurationBuilder()
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
@@ -15,11 +16,18 @@ var logger = loggerFactory.CreateLogger("Workers.Migrator");
 try
 {
     var admin = ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin);
-    var app = configuration.GetConnectionString(ConnectionStrings.Postgres) is { Length: > 0 }
-        ? ConnectionStrings.Read(configuration, ConnectionStrings.Postgres)
-        : null;
+    // The login roles' passwords come from the connection strings the hosts will use, whichever are given.
+    var logins = new[] { ConnectionStrings.Postgres, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier }
+        .Where(name => configuration.GetConnectionString(name) is { Length: > 0 })
+        .Select(name => ConnectionStrings.Read(configuration, name))
+        .ToList();
+    var idleTtl = configuration["Sessions:IdleTtl"] is { Length: > 0 } ttl
+        ? TimeSpan.TryParse(ttl, System.Globalization.CultureInfo.InvariantCulture, out var parsed) && parsed >= TimeSpan.FromMinutes(1)
+            ? parsed
+            : throw new InvalidConfigurationException("Sessions:IdleTtl must be a time span of at least 00:01:00 (e.g. 30.00:00:00)")
+        : (TimeSpan?)null;
     var directory = args.FirstOrDefault(a => !a.Contains('=', StringComparison.Ordinal)) ?? MigrationRunner.DefaultDirectory;
-    var applied = MigrationRunner.Apply(admin, app, directory, logger);
+    var applied = MigrationRunner.Apply(admin, logins, directory, logger, idleTtl);
     logger.LogInformation("Applied {Count} migrations to database {Database}: {Names}", applied.Count, admin.Database,
         applied.Count == 0 ? "nothing new" : string.Join(", ", applied));
     return 0;

@@ -38,6 +38,8 @@ public static class WorkerRegistration
         });
         services.AddCheckedOptions<WorkerOptions>(WorkerOptions.SectionName);
         services.AddCheckedOptions<ModelOptions>(ModelOptions.SectionName);
+        var development = builder.Environment.IsDevelopment();
+        services.PostConfigure<ModelOptions>(o => o.Offline.Directives ??= development);
         services.AddSingleton<WorkerIdentity>();
         services.AddSingleton<SessionLanes>();
         services.AddSingleton<ActiveTurns>();

@@ -87,25 +87,29 @@ public sealed class Services : IAsyncDisposable
     }
 
     /// <summary>A new database with every migration applied; returns its superuser and app-role connections.</summary>
+    // Login roles are cluster-wide, so one password for this whole run; random, since the hosts refuse published ones.
+    private readonly string _loginPassword = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
     public async Task<TestDatabase> CreateDatabaseAsync(int appPoolSize = 50)
     {
         var name = $"{_names}_{Guid.NewGuid():N}"[..(_names.Length + 17)];
         var admin = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString) { Database = name, Pooling = false };
-        var app = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString)
+        NpgsqlConnectionStringBuilder Login(string role) => new(PostgresAdmin.ConnectionString)
         {
-            Database = name, Username = "workers_app", Password = "workers_app", MaxPoolSize = appPoolSize,
+            Database = name, Username = role, Password = _loginPassword, MaxPoolSize = appPoolSize,
         };
+        var (app, worker, notifier) = (Login("workers_app"), Login("workers_worker"), Login("workers_notifier"));
         await _migrations.WaitAsync();
         try
         {
-            await Task.Run(() => MigrationRunner.Apply(admin, app, MigrationRunner.DefaultDirectory, NullLogger.Instance));
+            await Task.Run(() => MigrationRunner.Apply(admin, [app, worker, notifier], MigrationRunner.DefaultDirectory, NullLogger.Instance));
         }
         finally
         {
             _migrations.Release();
         }
 
-        return new TestDatabase(this, name, admin, app, _adminCommandTimeout);
+        return new TestDatabase(this, name, admin, app, worker, notifier, _adminCommandTimeout);
     }
 
     /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees.</summary>

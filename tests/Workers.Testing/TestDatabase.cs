@@ -4,15 +4,21 @@ namespace Workers.Testing;
 
 /// <summary>A migrated database of its own for one test class or one benchmark run; dropped when disposed.</summary>
 public sealed class TestDatabase(Services services, string name, NpgsqlConnectionStringBuilder admin, NpgsqlConnectionStringBuilder app,
-    int commandTimeout) : IAsyncDisposable
+    NpgsqlConnectionStringBuilder worker, NpgsqlConnectionStringBuilder notifier, int commandTimeout) : IAsyncDisposable
 {
     public string Name => name;
 
     /// <summary>Superuser connection, for arranging data, reading counters and breaking policies on purpose.</summary>
     public NpgsqlConnectionStringBuilder Admin => admin;
 
-    /// <summary>The role the worker and notifier log in as.</summary>
+    /// <summary><c>workers_app</c>: bound by the same policies as the hosts' roles; the policy tests log in as it.</summary>
     public NpgsqlConnectionStringBuilder App => app;
+
+    /// <summary><c>workers_worker</c>, what worker processes log in as.</summary>
+    public NpgsqlConnectionStringBuilder Worker => worker;
+
+    /// <summary><c>workers_notifier</c>, what notifier processes log in as.</summary>
+    public NpgsqlConnectionStringBuilder Notifier => notifier;
 
     public NpgsqlDataSource AppDataSource() => NpgsqlDataSource.Create(App);
 

@@ -68,7 +68,7 @@ public sealed class WorkersSystem : IAsyncDisposable
             var events = recordEvents ? await EventRecorder.StartAsync(broker.Connection) : null;
             var all = new Dictionary<string, string>
             {
-                ["ConnectionStrings__Postgres"] = db.App.ConnectionString,
+                ["ConnectionStrings__Postgres"] = db.Worker.ConnectionString,
                 ["RabbitMq__Host"] = rabbit.Host,
                 ["RabbitMq__Port"] = rabbit.Port.ToString(CultureInfo.InvariantCulture),
                 ["RabbitMq__Username"] = rabbit.Username,
@@ -81,6 +81,8 @@ public sealed class WorkersSystem : IAsyncDisposable
                 ["Workers__MemberTimeout"] = "00:00:04",
                 ["Llm__Offline__Tokens"] = "6",
                 ["Llm__Offline__TokenDelay"] = "00:00:00",
+                // #think and #fail stand in for a slow or failing provider; off by default outside Development.
+                ["Llm__Offline__Directives"] = "true",
                 ["Urls"] = "http://127.0.0.1:0",
                 // Not inherited from whatever started the tests or the benchmark.
                 ["ASPNETCORE_ENVIRONMENT"] = "Production",
@@ -126,6 +128,7 @@ public sealed class WorkersSystem : IAsyncDisposable
         var process = HostProcess.StartHost("Workers.Notifier", $"notifier{Interlocked.Increment(ref _started)}", With(extra, new()
         {
             ["Urls"] = $"http://127.0.0.1:{port}",
+            ["ConnectionStrings__Postgres"] = Db.Notifier.ConnectionString,
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
             ["Auth__SigningKey"] = SigningKey,
         }));

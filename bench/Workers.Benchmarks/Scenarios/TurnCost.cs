@@ -67,8 +67,8 @@ internal static class TurnCost
         var turns = sessions * perSession;
         Out.Line("turn-cost A: fresh database and vhost; worker process with its PostgreSQL traffic through the counting relay");
         await using var rig = await WorkersSystem.CreateAsync(services, partitions, settings: settings, recordEvents: false);
-        await using var relay = new PgWireCounter(rig.Db.App.Host!, rig.Db.App.Port);
-        var relayed = new NpgsqlConnectionStringBuilder(rig.Db.App.ConnectionString)
+        await using var relay = new PgWireCounter(rig.Db.Worker.Host!, rig.Db.Worker.Port);
+        var relayed = new NpgsqlConnectionStringBuilder(rig.Db.Worker.ConnectionString)
         {
             Host = "127.0.0.1",
             Port = relay.Port,
@@ -263,7 +263,7 @@ internal static class TurnCost
     {
         Out.Line($"turn-cost C: pieces of a turn in isolation, {Out.I(n)} calls each");
         await using var db = await services.CreateDatabaseAsync();
-        await using var dataSource = NpgsqlDataSource.Create(db.App);
+        await using var dataSource = NpgsqlDataSource.Create(db.Worker);
         var store = new SessionStore(dataSource);
         var modelOptions = Microsoft.Extensions.Options.Options.Create(new ModelOptions
         {

@@ -6,8 +6,15 @@ namespace Workers.Core.Hosting;
 /// <summary>Reads and checks the PostgreSQL connection strings, naming the key when one is wrong.</summary>
 public static class ConnectionStrings
 {
-    /// <summary>The application's connection, logged in as <c>workers_app</c>.</summary>
+    /// <summary>The host's own connection: the worker logs in as <c>workers_worker</c>, the notifier as
+    /// <c>workers_notifier</c>.</summary>
     public const string Postgres = "Postgres";
+
+    /// <summary>The migrator sets <c>workers_worker</c>'s password from this one.</summary>
+    public const string PostgresWorker = "PostgresWorker";
+
+    /// <summary>The migrator sets <c>workers_notifier</c>'s password from this one.</summary>
+    public const string PostgresNotifier = "PostgresNotifier";
 
     /// <summary>The migrator's admin connection (a superuser or a role with CREATEROLE).</summary>
     public const string PostgresAdmin = "PostgresAdmin";

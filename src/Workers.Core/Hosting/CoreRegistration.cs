@@ -18,6 +18,7 @@ public static class CoreRegistration
 
         // Read now, not at first use, so a missing or malformed connection string stops the process at start.
         var postgres = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
+        DevelopmentSecrets.RefuseOutsideDevelopment(builder, "ConnectionStrings:Postgres");
         postgres.ApplicationName ??= builder.Environment.ApplicationName;
         // Nothing here uses session state: the caller's context is transaction-local (RlsScope), which the RLS tests
         // prove on a pooled connection with no reset; skipping DISCARD ALL saves a statement per transaction. The
@@ -25,6 +26,8 @@ public static class CoreRegistration
         postgres.NoResetOnClose = true;
         services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
         services.AddSingleton<SessionStore>();
+        // First of the hosted services, so nothing touches user data before the login is known to be bound by RLS.
+        services.AddHostedService<DatabaseLoginCheck>();
         services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"]);
 
         // Start only once the bus (and every receive endpoint) is up: a notifier that says ready must already be bound

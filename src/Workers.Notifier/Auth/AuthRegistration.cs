@@ -17,6 +17,7 @@ public static class AuthRegistration
     public static void AddNotifierAuth(this WebApplicationBuilder builder)
     {
         builder.Services.AddCheckedOptions<AuthOptions>(AuthOptions.SectionName);
+        DevelopmentSecrets.RefuseOutsideDevelopment(builder, "Auth:SigningKey");
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
         builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<IOptions<AuthOptions>>((jwt, auth) =>
@@ -59,7 +60,8 @@ public static class AuthRegistration
             ? id
             : throw new InvalidOperationException("authenticated principal without a usable subject");
 
-    /// <summary><c>POST /dev/token {"userId": "alice"}</c>: mapped only in Development, for the demo page.</summary>
+    /// <summary><c>POST /dev/token {"userId": "alice"}</c>: mapped only in Development, for the demo page, and only
+    /// for callers on this machine: a token for any user id is the keys to every chat.</summary>
     public static void MapDevTokens(this WebApplication app)
     {
         if (!app.Environment.IsDevelopment())
@@ -67,8 +69,14 @@ public static class AuthRegistration
             return;
         }
 
-        app.MapPost("/dev/token", (DevTokenRequest request, IOptions<AuthOptions> auth) =>
+        app.MapPost("/dev/token", (DevTokenRequest request, HttpContext http, IOptions<AuthOptions> auth) =>
         {
+            if (http.Connection.RemoteIpAddress is not { } caller || !System.Net.IPAddress.IsLoopback(caller))
+            {
+                return Results.Problem("development tokens are issued to loopback callers only", statusCode: 403,
+                    extensions: new Dictionary<string, object?> { ["code"] = "forbidden" });
+            }
+
             if (string.IsNullOrWhiteSpace(request.UserId) || request.UserId.Length > ChatLimits.MaxUserIdLength)
             {
                 return Results.Problem("userId must be 1 to 128 characters", statusCode: 400,

@@ -42,13 +42,13 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         ArgumentNullException.ThrowIfNull(chatHistory);
         var offline = options.Value.Offline;
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
-        // Directives that let demos and tests stand in for a slow or broken provider.
-        if (Think().Match(message) is { Success: true } think)
+        // Directives that let demos and tests stand in for a slow or broken provider; off unless enabled.
+        if (offline.Directives == true && Think().Match(message) is { Success: true } think)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(int.Parse(think.Groups[1].Value, CultureInfo.InvariantCulture)), cancellationToken);
         }
 
-        if (message.Contains("#fail", StringComparison.Ordinal))
+        if (offline.Directives == true && message.Contains("#fail", StringComparison.Ordinal))
         {
             throw new InvalidOperationException("the offline model was asked to fail (#fail)");
         }

@@ -5,18 +5,17 @@ using Npgsql;
 
 namespace Workers.Worker.Retention;
 
-/// <summary>Deletes sessions idle past <see cref="RetentionOptions.IdleTtl"/>, on a timer, and logs how many.</summary>
+/// <summary>Deletes sessions idle past the TTL the migrator set, on a timer, and logs how many.</summary>
 public sealed class SessionRetentionService(
     NpgsqlDataSource dataSource, IOptions<RetentionOptions> options, ILogger<SessionRetentionService> logger) : BackgroundService
 {
     public async Task<int> SweepAsync(CancellationToken cancellationToken)
     {
-        // A SECURITY DEFINER function: it deletes across users and returns only a count, so the app role still
-        // reads no row it does not own.
-        await using var command = dataSource.CreateCommand("SELECT workers.delete_idle_sessions($1)");
-        command.Parameters.Add(new NpgsqlParameter { Value = options.Value.IdleTtl });
+        // A SECURITY DEFINER function: it deletes across users and returns only a count, so the worker's role still
+        // reads no row it does not own; and it takes no argument: the TTL is the migrator's setting, not ours.
+        await using var command = dataSource.CreateCommand("SELECT workers.delete_idle_sessions()");
         var deleted = (int)(await command.ExecuteScalarAsync(cancellationToken))!;
-        logger.LogInformation("Retention deleted {Count} sessions idle for more than {IdleTtl}", deleted, options.Value.IdleTtl);
+        logger.LogInformation("Retention deleted {Count} idle sessions", deleted);
         return deleted;
     }
 

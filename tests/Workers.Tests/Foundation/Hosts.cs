@@ -38,14 +38,14 @@ public sealed class Hosts(ServicesFixture services)
         await WaitUntilReadyAsync(http);
 
         // Pull the database out from under it: readiness must say so.
-        await pool.Db.ExecuteAsync($"ALTER ROLE workers_app NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_app'");
+        await pool.Db.ExecuteAsync($"ALTER ROLE workers_worker NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_worker'");
         try
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
         }
         finally
         {
-            await pool.Db.ExecuteAsync("ALTER ROLE workers_app LOGIN");
+            await pool.Db.ExecuteAsync("ALTER ROLE workers_worker LOGIN");
         }
 
         // It comes back by itself once the database does.

@@ -25,7 +25,7 @@ public sealed class Migrations(ServicesFixture services)
         }
 
         Assert.Equal(files, recorded);
-        Assert.Empty(MigrationRunner.Apply(db.Admin, db.App, MigrationRunner.DefaultDirectory, NullLogger.Instance));
+        Assert.Empty(MigrationRunner.Apply(db.Admin, [db.App], MigrationRunner.DefaultDirectory, NullLogger.Instance));
         Assert.Equal("workers_migrator", await db.ScalarAsync<string>(
             "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'workers.sessions'::regclass"));
     }
@@ -45,7 +45,7 @@ public sealed class Migrations(ServicesFixture services)
             await File.WriteAllTextAsync(Path.Combine(directory.FullName, "0900_broken.sql"), "SELECT * FROM workers.no_such_table;");
             await File.WriteAllTextAsync(Path.Combine(directory.FullName, "0901_after.sql"), "CREATE TABLE workers.never_created (id int);");
             var error = Assert.Throws<MigrationFailedException>(() =>
-                MigrationRunner.Apply(db.Admin, db.App, directory.FullName, NullLogger.Instance));
+                MigrationRunner.Apply(db.Admin, [db.App], directory.FullName, NullLogger.Instance));
             Assert.Equal("migration 0900_broken.sql failed: 42P01: relation \"workers.no_such_table\" does not exist", error.Message);
             Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM pg_tables WHERE tablename = 'never_created'"));
         }

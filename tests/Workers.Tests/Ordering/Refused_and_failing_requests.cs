@@ -130,7 +130,7 @@ public sealed class Refused_and_failing_requests(ServicesFixture services)
 
         // Every pooled connection of the app role goes, except the lease connection (which holds advisory locks).
         await pool.Db.ExecuteAsync(
-            $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_app' " +
+            $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_worker' " +
             "AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')");
         await pool.Events.WaitForAsync(e => e.Any(x => x.Type == "TurnCompleted" && x.RequestId == next.RequestId),
             TimeSpan.FromSeconds(30), "both turns");

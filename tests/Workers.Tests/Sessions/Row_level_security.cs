@@ -124,19 +124,22 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
     public async Task The_app_role_cannot_bypass_security_and_every_user_table_is_forced()
     {
         await using var admin = await _db.OpenAdminAsync();
-        Assert.Equal("false false", await ScalarAsync(admin,
-            "SELECT rolsuper::text || ' ' || rolbypassrls::text FROM pg_roles WHERE rolname = 'workers_app'"));
-        Assert.Equal(0L, await ScalarAsync(admin,
-            "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = 'workers_app'"));
-        Assert.Equal(0L, await ScalarAsync(admin,
-            "SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = 'workers_app'"));
-        foreach (var table in await UserTables.ListAsync(admin))
+        foreach (var role in new[] { "workers_app", "workers_worker", "workers_notifier" })
         {
-            Assert.Equal("true true", await ScalarAsync(admin,
-                $"SELECT relrowsecurity::text || ' ' || relforcerowsecurity::text FROM pg_class WHERE oid = 'workers.{table}'::regclass"));
-            Assert.True(await ScalarAsync(admin,
-                $"SELECT count(*) FROM pg_policies WHERE schemaname = 'workers' AND tablename = '{table}' AND 'workers_app' = ANY(roles)") is long n && n >= 1,
-                $"table {table} has no policy for workers_app");
+            Assert.Equal("false false", await ScalarAsync(admin,
+                $"SELECT rolsuper::text || ' ' || rolbypassrls::text FROM pg_roles WHERE rolname = '{role}'"));
+            Assert.Equal(0L, await ScalarAsync(admin,
+                $"SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = '{role}'"));
+            Assert.Equal(0L, await ScalarAsync(admin,
+                $"SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = '{role}'"));
+            foreach (var table in await UserTables.ListAsync(admin))
+            {
+                Assert.Equal("true true", await ScalarAsync(admin,
+                    $"SELECT relrowsecurity::text || ' ' || relforcerowsecurity::text FROM pg_class WHERE oid = 'workers.{table}'::regclass"));
+                Assert.True(await ScalarAsync(admin,
+                    $"SELECT count(*) FROM pg_policies WHERE schemaname = 'workers' AND tablename = '{table}' AND '{role}' = ANY(roles)") is long n && n >= 1,
+                    $"table {table} has no policy for {role}");
+            }
         }
     }
 

@@ -119,7 +119,9 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
         var active = await _sessions.CreateAsync("bob", "new", default);
         await AddTurnsAsync(idle.Id, "alice", 4);
         await _db.ExecuteAsync($"UPDATE workers.sessions SET last_active_at = now() - interval '40 days' WHERE id = '{idle.Id}'");
-        var retention = new SessionRetentionService(_dataSource, Options.Create(new RetentionOptions { IdleTtl = TimeSpan.FromDays(30) }),
+        // As the worker's role, with the TTL the migrator set (30 days by default).
+        await using var workerDataSource = NpgsqlDataSource.Create(_db.Worker);
+        var retention = new SessionRetentionService(workerDataSource, Options.Create(new RetentionOptions()),
             NullLogger<SessionRetentionService>.Instance);
 
         Assert.Equal(1, await retention.SweepAsync(default));
