@@ -54,7 +54,6 @@ public static class NotifierRegistration
         services.AddSingleton<SessionReplay>();
         services.AddSingleton<TurnsInFlight>();
         services.AddSingleton<MessageSender>();
-        services.AddHostedService<TopologyCheck>();
         services.AddSignalR(o => o.AddFilter<HubErrors>())
             .AddJsonProtocol(o => o.PayloadSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull);
         services.AddOptions<HubOptions>().Configure<IOptions<LimitOptions>>((hub, limits) =>

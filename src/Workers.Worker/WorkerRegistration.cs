@@ -55,8 +55,6 @@ public static class WorkerRegistration
         leases.ApplicationName = "Workers.Worker leases";
         services.AddKeyedSingleton(PartitionLeaseManager.LeaseConnections, (_, _) => Npgsql.NpgsqlDataSource.Create(leases));
         services.AddSingleton<PartitionLeaseManager>();
-        // Before the partition manager: a missing topology stops the start with one line, instead of retrying forever.
-        services.AddHostedService<TopologyCheck>();
         services.AddHostedService(sp => sp.GetRequiredService<PartitionLeaseManager>());
         services.AddCheckedOptions<RetentionOptions>(RetentionOptions.SectionName);
         services.AddHostedService<SessionRetentionService>();
