@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole system on its local default: PostgreSQL and RabbitMQ on loopback (installed when missing),
-# migrations, ${WORKERS_COUNT:-2} worker processes and one notifier on http://127.0.0.1:5080. Ctrl-C stops it all.
+# migrations and the broker topology (admin logins), ${WORKERS_COUNT:-2} worker processes and one notifier on http://127.0.0.1:5080,
+# each with its own broker login. Ctrl-C stops it all.
 # WORKERS_KEEP_SERVICES=1 leaves PostgreSQL and RabbitMQ running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,13 +23,21 @@ trap stop INT TERM EXIT
 
 dotnet build Workers.sln -c Release --nologo -v q
 out=bin/Release/net10.0
+# Setup, with the admin logins (RabbitMq__* and ConnectionStrings__PostgresAdmin): the schema, then the broker topology.
 dotnet "src/Workers.Migrator/$out/Workers.Migrator.dll"
+dotnet "src/Workers.Migrator/$out/Workers.Migrator.dll" topology
+# Each host logs in to the broker as its own component (least privilege), from its URL amqp://user:pass@host:port/vhost.
+# (`env` execs the host, so $! is the host itself and Ctrl-C's SIGTERM reaches it.)
+login() { local cred="${1#amqp://}"; cred="${cred%%@*}"; printf '%s\n' "RabbitMq__Username=${cred%%:*}" "RabbitMq__Password=${cred#*:}"; }
+mapfile -t worker_login < <(login "$WORKERS_AMQP_URL_WORKER")
+mapfile -t notifier_login < <(login "$WORKERS_AMQP_URL_NOTIFIER")
 for i in $(seq 1 "${WORKERS_COUNT:-2}"); do
-  ConnectionStrings__Postgres="$ConnectionStrings__PostgresWorker" \
+  env "${worker_login[@]}" ConnectionStrings__Postgres="$ConnectionStrings__PostgresWorker" \
     dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
   pids+=($!)
 done
-ConnectionStrings__Postgres="$ConnectionStrings__PostgresNotifier" dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
+env "${notifier_login[@]}" ConnectionStrings__Postgres="$ConnectionStrings__PostgresNotifier" \
+  dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
 pids+=($!)
 echo "run: ${WORKERS_COUNT:-2} workers and a notifier are running; notifier on http://127.0.0.1:5080; Ctrl-C stops" >&2
 wait -n "${pids[@]}" || true

@@ -25,8 +25,17 @@
 # <data>/config.env) and the WORKERS_*_PORT variables are ignored until `down`.
 #
 # Credentials: PostgreSQL postgres/postgres (scram-sha-256 over TCP; trust on
-# the unix socket in <data>/postgres/sock), RabbitMQ workers/workers
-# (administrator, all permissions on vhost /). Guest is not created.
+# the unix socket in <data>/postgres/sock). RabbitMQ: one login per component,
+# least privilege on vhost / (the regexes are src/Workers.Core/Messaging/
+# BrokerPermissions.cs, repeated below: change both together):
+#   workers           administrator, .* .* .*: setup (Workers.Migrator topology) and operations only
+#   workers-producer  may only publish to workers.chat-requests (no configure, no read, no tag)
+#   workers-worker    consumes the partition queues, publishes events
+#   workers-notifier  publishes requests and control messages, reads the events fanout
+# Their passwords are random, generated once into <data>/credentials.env (mode
+# 600) and kept until `purge`. Guest is not created. `env` prints RabbitMq__*
+# for the admin login and one URL per login (WORKERS_AMQP_URL_PRODUCER,
+# _WORKER, _NOTIFIER, _ADMIN); run.sh gives each host its own.
 #
 # By hand, RabbitMQ CLI against our node:
 #   set -a; . <data>/rabbitmq/env.sh; set +a; /usr/lib/rabbitmq/bin/rabbitmqctl status
@@ -43,7 +52,14 @@ CONFIG_FILE="$DATA/config.env"
 PG_USER=postgres
 PG_PASSWORD=postgres
 RMQ_USER=workers
-RMQ_PASSWORD=workers
+RMQ_PASSWORD="" # from <data>/credentials.env (load_credentials)
+CREDENTIALS_FILE="$DATA/credentials.env"
+# login configure write read (space-separated) -- the same regexes as src/Workers.Core/Messaging/BrokerPermissions.cs
+RMQ_LOGINS=(
+    "workers-producer ^\$ ^workers\\.chat-requests\$ ^\$"
+    "workers-worker ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-events)\$ ^(workers\\.worker-control\\..*|workers\\.chat-events|amq\\.default)\$ ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-requests\\.p[0-9]+)\$"
+    "workers-notifier ^(workers\\.notifier-events\\..*|workers\\.chat-events|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-events)\$"
+)
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
@@ -97,6 +113,25 @@ port_var() {
         EPMD_PORT) echo WORKERS_EPMD_PORT ;;
     esac
 }
+
+# Random passwords, generated once and kept: nothing logs in with a well-known one.
+load_credentials() {
+    if [ ! -s "$CREDENTIALS_FILE" ]; then
+        mkdir -p "$DATA"
+        (
+            umask 077
+            for v in RMQ_PASSWORD PW_workers_producer PW_workers_worker PW_workers_notifier; do
+                printf '%s=%s\n' "$v" "$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')"
+            done >"$CREDENTIALS_FILE.tmp"
+        )
+        mv -f "$CREDENTIALS_FILE.tmp" "$CREDENTIALS_FILE"
+    fi
+    chmod 600 "$CREDENTIALS_FILE"
+    # shellcheck disable=SC1090
+    . "$CREDENTIALS_FILE"
+}
+
+login_password() { local v="PW_${1//-/_}"; printf '%s' "${!v}"; }
 
 # ------------------------------------------------------------------- processes
 
@@ -486,6 +521,24 @@ rabbit_ensure_user() {
     die "RabbitMQ user $RMQ_USER could not be verified via http://127.0.0.1:$MGMT_PORT/api/whoami"
 }
 
+# The component logins: created or reset through the management API (as the admin), each with exactly its
+# permissions on / and no tag (so no management access). Idempotent; run on every `up`.
+rabbit_ensure_logins() {
+    local entry user configure write read api="http://127.0.0.1:$MGMT_PORT/api"
+    for entry in "${RMQ_LOGINS[@]}"; do
+        IFS=' ' read -r user configure write read <<<"$entry"
+        # JSON strings: each regex backslash doubled
+        configure="${configure//\\/\\\\}" write="${write//\\/\\\\}" read="${read//\\/\\\\}"
+        curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" -X PUT -H 'content-type: application/json' \
+            -d "{\"password\":\"$(login_password "$user")\",\"tags\":\"\"}" "$api/users/$user" >/dev/null \
+            || die "RabbitMQ login $user could not be created"
+        curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" -X PUT -H 'content-type: application/json' \
+            -d "{\"configure\":\"$configure\",\"write\":\"$write\",\"read\":\"$read\"}" "$api/permissions/%2F/$user" >/dev/null \
+            || die "RabbitMQ permissions of $user could not be set"
+    done
+    log "rabbitmq: logins workers-producer, workers-worker, workers-notifier ok (least privilege on /)"
+}
+
 rabbit_stop() {
     local pid epid
     if pid="$(rabbit_pid)"; then
@@ -540,6 +593,13 @@ print_env() {
     printf 'RabbitMq__Username=%s\n' "$(sq "$RMQ_USER")"
     printf 'RabbitMq__Password=%s\n' "$(sq "$RMQ_PASSWORD")"
     printf 'RabbitMq__ManagementPort=%s\n' "$MGMT_PORT"
+    # One URL per login (vhost / URL-encoded); run.sh gives each host its own, docs/producer uses the producer's.
+    printf 'WORKERS_AMQP_URL_ADMIN=%s\n' "$(sq "amqp://$RMQ_USER:$RMQ_PASSWORD@127.0.0.1:$AMQP_PORT/%2F")"
+    local component user
+    for component in PRODUCER WORKER NOTIFIER; do
+        user="workers-${component,,}"
+        printf 'WORKERS_AMQP_URL_%s=%s\n' "$component" "$(sq "amqp://$user:$(login_password "$user")@127.0.0.1:$AMQP_PORT/%2F")"
+    done
 }
 
 # Serialises up/down of one data dir. The long-lived processes are started
@@ -554,6 +614,7 @@ cmd_up() {
     lock
     ensure_installed
     load_config
+    load_credentials
     local pg_running="" rb_running="" var
     pg_pid >/dev/null && pg_running=1
     rabbit_pid >/dev/null && rb_running=1
@@ -619,6 +680,7 @@ cmd_up() {
     pg_wait_ready
     rabbit_wait_ready
     rabbit_ensure_user
+    rabbit_ensure_logins
     print_env
 }
 
@@ -636,6 +698,7 @@ cmd_status() {
 
 cmd_env() {
     load_config
+    load_credentials
     pg_pid >/dev/null && rabbit_pid >/dev/null \
         || die "services are not running (run: $0 up)"
     print_env

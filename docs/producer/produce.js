@@ -1,5 +1,8 @@
 // Publishes one chat request to Workers as plain JSON with a stock AMQP client.
-// Usage: node produce.js <sessionId> <userId> <text>   (AMQP_URL defaults to the local services' broker)
+// Usage: node produce.js <sessionId> <userId> <text>
+// AMQP_URL (default: WORKERS_AMQP_URL_PRODUCER, printed by compose/local/services.sh env) is the producer's login,
+// which may only publish to workers.chat-requests. Every request carries that login as its AMQP user-id: the broker
+// checks it, and the worker refuses a request without it and records it with the turn.
 const amqp = require('amqplib');
 const { randomUUID } = require('crypto');
 
@@ -16,11 +19,13 @@ function routingKey(sessionId) {
 
 async function main() {
   const [sessionId = randomUUID(), userId = 'alice', text = 'Hello from Node'] = process.argv.slice(2);
-  const connection = await amqp.connect(process.env.AMQP_URL || 'amqp://workers:workers@127.0.0.1:55672/');
+  const url = process.env.AMQP_URL || process.env.WORKERS_AMQP_URL_PRODUCER;
+  if (!url) throw new Error('set AMQP_URL or WORKERS_AMQP_URL_PRODUCER (compose/local/services.sh env prints it)');
+  const connection = await amqp.connect(url);
   const channel = await connection.createConfirmChannel();
   const request = { requestId: randomUUID(), sessionId, userId, text, sentAt: new Date().toISOString() };
   channel.publish('workers.chat-requests', routingKey(sessionId), Buffer.from(JSON.stringify(request)),
-    { contentType: 'application/json', persistent: true });
+    { contentType: 'application/json', persistent: true, userId: decodeURIComponent(new URL(url).username) });
   await channel.waitForConfirms();
   console.log(JSON.stringify({ ...request, routingKey: routingKey(sessionId) }));
   await connection.close();

@@ -1,11 +1,15 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Workers.Core.Hosting;
+using Workers.Core.Messaging;
 using Workers.Migrator;
 
 // Usage: Workers.Migrator [directory]; reads ConnectionStrings:PostgresAdmin (runs the files), the login roles'
 // connection strings ConnectionStrings:PostgresWorker, :PostgresNotifier (and :Postgres) to set their passwords, and
 // Sessions:IdleTtl (retention's TTL, which only the migrator may write).
+// Usage: Workers.Migrator topology; declares the broker topology (exchanges, partition queues, error queue) with the
+// RabbitMq:* login, which must be allowed to configure them (the admin login: the hosts' own logins may not), and
+// Workers:Partitions / Workers:QueueType. Idempotent like the migrations.
 var configuration = new ConfigurationBuilder()
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
@@ -15,6 +19,16 @@ using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.Si
 var logger = loggerFactory.CreateLogger("Workers.Migrator");
 try
 {
+    if (args.FirstOrDefault() == "topology")
+    {
+        var rabbit = Checked<RabbitMqOptions>(configuration, RabbitMqOptions.SectionName);
+        var topology = Checked<TopologyOptions>(configuration, TopologyOptions.SectionName);
+        await BrokerConnections.DeclareTopologyAsync(rabbit, topology, "Workers.Migrator topology", CancellationToken.None);
+        logger.LogInformation("Declared the broker topology on virtual host {VirtualHost}: {Partitions} {QueueType} partition queues",
+            rabbit.VirtualHost, topology.Partitions, topology.QueueType);
+        return 0;
+    }
+
     var admin = ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin);
     // The login roles' passwords come from the connection strings the hosts will use, whichever are given.
     var logins = new[] { ConnectionStrings.Postgres, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier }
@@ -37,8 +51,26 @@ catch (InvalidConfigurationException e)
     Console.Error.WriteLine($"configuration error: {e.Message}");
     return 2;
 }
+catch (RabbitMQ.Client.Exceptions.BrokerUnreachableException e)
+{
+    // One line: the broker is down, or the login is refused (its message names neither password nor secret).
+    Console.Error.WriteLine($"broker unreachable: {e.InnerException?.Message ?? e.Message}");
+    return 1;
+}
 catch (MigrationFailedException e)
 {
     Console.Error.WriteLine(e.Message);
     return 1;
+}
+
+static T Checked<T>(IConfiguration configuration, string section) where T : class, new()
+{
+    var options = configuration.GetSection(section).Get<T>() ?? new T();
+    var failures = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+    if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), failures, validateAllProperties: true))
+    {
+        throw new InvalidConfigurationException($"{section}: {string.Join("; ", failures.Select(f => f.ErrorMessage))}");
+    }
+
+    return options;
 }

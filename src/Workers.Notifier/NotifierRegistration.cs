@@ -31,8 +31,12 @@ public static class NotifierRegistration
             {
                 cfg.UseWorkersBroker(context);
                 // Each instance has its own auto-deleted queue on the events fanout and delivers to its own connections.
-                cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("notifier-events"), e =>
+                // Named with a fixed prefix (not MassTransit's host_process_... temporary name) so the notifier's login can be
+                // granted exactly its own queues; auto-deleted with the connection like a temporary endpoint.
+                cfg.ReceiveEndpoint($"{BrokerPermissions.NotifierEventsPrefix}{NewId.NextGuid():N}", e =>
                 {
+                    e.AutoDelete = true;
+                    e.Durable = false;
                     e.ConfigureConsumeTopology = false;
                     e.Bind(Partitioning.EventsExchange, b => b.ExchangeType = "fanout");
                     e.PrefetchCount = 512;
@@ -50,7 +54,6 @@ public static class NotifierRegistration
         services.AddSingleton<SessionReplay>();
         services.AddSingleton<TurnsInFlight>();
         services.AddSingleton<MessageSender>();
-        services.AddHostedService<TopologyDeclaration>();
         services.AddSignalR(o => o.AddFilter<HubErrors>())
             .AddJsonProtocol(o => o.PayloadSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull);
         services.AddOptions<HubOptions>().Configure<IOptions<LimitOptions>>((hub, limits) =>

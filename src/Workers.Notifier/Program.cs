@@ -1,4 +1,5 @@
 using Workers.Core.Hosting;
+using Workers.Core.Messaging;
 using Workers.Notifier;
 
 return await StartupGuard.RunAsync(async () =>
@@ -8,6 +9,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddNotifier();
     var app = builder.Build();
     app.MapNotifier();
+    await app.CheckBrokerTopologyAsync();
     await app.RunAsync();
 });
 

@@ -1,4 +1,5 @@
 using Workers.Core.Hosting;
+using Workers.Core.Messaging;
 using Workers.Worker;
 
 return await StartupGuard.RunAsync(async () =>
@@ -8,5 +9,6 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddWorker();
     var app = builder.Build();
     app.MapWorkerHealth();
+    await app.CheckBrokerTopologyAsync();
     await app.RunAsync();
 });

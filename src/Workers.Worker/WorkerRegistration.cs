@@ -28,8 +28,12 @@ public static class WorkerRegistration
             {
                 cfg.UseWorkersBroker(context);
                 // Each worker hears every cancel on its own auto-deleted queue: out of band, never behind requests.
-                cfg.ReceiveEndpoint(new TemporaryEndpointDefinition("worker-control"), e =>
+                // A fixed prefix (not MassTransit's host_process_... temporary name) so the worker's login can be granted
+                // exactly its own queues; auto-deleted with the connection like a temporary endpoint.
+                cfg.ReceiveEndpoint($"{BrokerPermissions.WorkerControlPrefix}{NewId.NextGuid():N}", e =>
                 {
+                    e.AutoDelete = true;
+                    e.Durable = false;
                     e.ConfigureConsumeTopology = false;
                     e.Bind(Partitioning.ControlExchange, b => b.ExchangeType = "fanout");
                     e.ConfigureConsumers(context);

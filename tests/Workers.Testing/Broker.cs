@@ -27,7 +27,8 @@ public sealed class Broker : IAsyncDisposable
 
     public IConnection Connection { get; }
 
-    /// <summary>Connects and declares the request topology, so requests published before any worker starts are kept.</summary>
+    /// <summary>Connects and declares the request topology (the setup step's code path, so <paramref name="options"/> is
+    /// an admin login), so requests published before any worker starts are kept.</summary>
     public static async Task<Broker> ConnectAsync(RabbitMqOptions options, TopologyOptions topology)
     {
         var connection = await BrokerConnections.Factory(options, "Workers.Testing").CreateConnectionAsync();
@@ -156,6 +157,7 @@ public sealed class Broker : IAsyncDisposable
         await Connection.DisposeAsync();
     }
 
-    /// <summary>A request as producers send it. One per publish (or per channel): the client may add headers to it.</summary>
-    private static BasicProperties Persistent() => new() { ContentType = "application/json", Persistent = true };
+    /// <summary>A request as producers send it, with the user-id of the login it is published with (the broker refuses
+    /// any other). One per publish (or per channel): the client may add headers to it.</summary>
+    public BasicProperties Persistent() => new() { ContentType = "application/json", Persistent = true, UserId = Options.Username };
 }

@@ -1,10 +1,12 @@
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Workers.Core.Hosting;
+using Workers.Core.Messaging;
 using Workers.Migrator;
 
 namespace Workers.Testing;
@@ -49,6 +51,15 @@ public sealed class Services : IAsyncDisposable
 
     public NpgsqlConnectionStringBuilder PostgresAdmin { get; }
 
+    /// <summary>The producer's login: may only publish to the requests exchange (on each virtual host made here).</summary>
+    public BrokerLogin Producer { get; private set; } = null!;
+
+    /// <summary>The workers' login.</summary>
+    public BrokerLogin Worker { get; private set; } = null!;
+
+    /// <summary>The notifiers' login.</summary>
+    public BrokerLogin Notifier { get; private set; } = null!;
+
     public RabbitMqOptions Rabbit { get; }
 
     /// <summary>RabbitMQ's management HTTP API, as the administrator.</summary>
@@ -70,20 +81,57 @@ public sealed class Services : IAsyncDisposable
         {
             var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
-            return new Services(environment, "environment", null, names, adminCommandTimeoutSeconds);
+            return await WithLoginsAsync(new Services(environment, "environment", null, names, adminCommandTimeoutSeconds), environment);
         }
 
         if (ServiceContainers.DockerAnswers())
         {
             var containers = await ServiceContainers.StartAsync();
-            return new Services(containers.Settings, "testcontainers", containers.DisposeAsync, names, adminCommandTimeoutSeconds);
+            return await WithLoginsAsync(
+                new Services(containers.Settings, "testcontainers", containers.DisposeAsync, names, adminCommandTimeoutSeconds),
+                containers.Settings);
         }
 
         // Someone else's running services stay running; the ones started here are stopped again.
         var wasRunning = await LocalServices.RunningAsync();
         var settings = await LocalServices.UpAsync();
-        return new Services(settings, "local script", wasRunning ? null : async () => await LocalServices.DownAsync(), names,
-            adminCommandTimeoutSeconds);
+        return await WithLoginsAsync(new Services(settings, "local script", wasRunning ? null : async () => await LocalServices.DownAsync(),
+            names, adminCommandTimeoutSeconds), settings);
+    }
+
+    /// <summary>
+    /// The component logins: services.sh's (<c>WORKERS_AMQP_URL_PRODUCER</c>, <c>_WORKER</c>, <c>_NOTIFIER</c>) when the
+    /// settings have them; otherwise (Testcontainers, a broker from the environment) made here through the management
+    /// API as <c>{names}-producer</c> ..., with fresh random passwords and no tag. Either way they get permissions only on
+    /// the virtual hosts made here (<see cref="CreateVhostAsync"/>).
+    /// </summary>
+    private static async Task<Services> WithLoginsAsync(Services services, IReadOnlyDictionary<string, string> settings)
+    {
+        try
+        {
+            async Task<BrokerLogin> LoginAsync(string component)
+            {
+                if (settings.TryGetValue($"WORKERS_AMQP_URL_{component.ToUpperInvariant()}", out var url) && url.Length > 0)
+                {
+                    return BrokerLogin.FromUrl(url);
+                }
+
+                var login = new BrokerLogin($"{services._names}-{component}", Convert.ToHexString(RandomNumberGenerator.GetBytes(18)));
+                (await services.Management.PutAsJsonAsync(new Uri($"users/{Uri.EscapeDataString(login.Username)}", UriKind.Relative),
+                    new { password = login.Password, tags = "" })).EnsureSuccessStatusCode();
+                return login;
+            }
+
+            services.Producer = await LoginAsync("producer");
+            services.Worker = await LoginAsync("worker");
+            services.Notifier = await LoginAsync("notifier");
+            return services;
+        }
+        catch
+        {
+            await services.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>A new database with every migration applied; returns its superuser and app-role connections.</summary>
@@ -112,13 +160,21 @@ public sealed class Services : IAsyncDisposable
         return new TestDatabase(this, name, admin, app, worker, notifier, _adminCommandTimeout);
     }
 
-    /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees.</summary>
+    /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees; the admin login (returned) may
+    /// do anything there, each component login exactly what <see cref="BrokerPermissions"/> says.</summary>
     public async Task<RabbitMqOptions> CreateVhostAsync()
     {
         var vhost = $"{_names}-{Guid.NewGuid():N}"[..(_names.Length + 13)];
         (await Management.PutAsync(new Uri($"vhosts/{vhost}", UriKind.Relative), null)).EnsureSuccessStatusCode();
-        (await Management.PutAsJsonAsync($"permissions/{vhost}/{Rabbit.Username}",
-            new { configure = ".*", write = ".*", read = ".*" })).EnsureSuccessStatusCode();
+        foreach (var (login, permissions) in new[]
+                 {
+                     (Rabbit.Username, BrokerPermissions.Admin), (Producer.Username, BrokerPermissions.Producer),
+                     (Worker.Username, BrokerPermissions.Worker), (Notifier.Username, BrokerPermissions.Notifier),
+                 })
+        {
+            (await Management.PutAsJsonAsync($"permissions/{vhost}/{Uri.EscapeDataString(login)}",
+                new { configure = permissions.Configure, write = permissions.Write, read = permissions.Read })).EnsureSuccessStatusCode();
+        }
         return new RabbitMqOptions
         {
             Host = Rabbit.Host, Port = Rabbit.Port, Username = Rabbit.Username, Password = Rabbit.Password,

@@ -41,7 +41,9 @@ public sealed class WorkersSystem : IAsyncDisposable
     /// <summary>Every reply event since the system was created.</summary>
     public EventRecorder Events => _events ?? throw new InvalidOperationException("this system was created with recordEvents: false");
 
-    /// <summary>Settings every process gets as environment variables (each start may add or override some).</summary>
+    /// <summary>Settings every process gets as environment variables (each start may add or override some). Their
+    /// RabbitMq__* login is the admin's; workers and notifiers start with their own (<see cref="Services.Worker"/>,
+    /// <see cref="Services.Notifier"/>).</summary>
     public Dictionary<string, string> Settings { get; }
 
     public int Partitions => Broker.Topology.Partitions;
@@ -115,7 +117,9 @@ public sealed class WorkersSystem : IAsyncDisposable
     public async Task<HostProcess> StartWorkerAsync(IReadOnlyDictionary<string, string>? extra = null)
     {
         var id = $"w{Interlocked.Increment(ref _started)}";
-        var worker = HostProcess.StartHost("Workers.Worker", id, With(extra, new() { ["Workers__WorkerId"] = id }));
+        var own = Services.Worker.Settings();
+        own["Workers__WorkerId"] = id;
+        var worker = HostProcess.StartHost("Workers.Worker", id, With(extra, own));
         _processes.Add(worker);
         await worker.WaitForLogAsync("ready; health at", TimeSpan.FromSeconds(60));
         return worker;
@@ -125,13 +129,12 @@ public sealed class WorkersSystem : IAsyncDisposable
     public async Task<NotifierProcess> StartNotifierAsync(IReadOnlyDictionary<string, string>? extra = null)
     {
         var port = FreePort();
-        var process = HostProcess.StartHost("Workers.Notifier", $"notifier{Interlocked.Increment(ref _started)}", With(extra, new()
-        {
-            ["Urls"] = $"http://127.0.0.1:{port}",
-            ["ConnectionStrings__Postgres"] = Db.Notifier.ConnectionString,
-            ["ASPNETCORE_ENVIRONMENT"] = "Development",
-            ["Auth__SigningKey"] = SigningKey,
-        }));
+        var own = Services.Notifier.Settings();
+        own["Urls"] = $"http://127.0.0.1:{port}";
+        own["ConnectionStrings__Postgres"] = Db.Notifier.ConnectionString;
+        own["ASPNETCORE_ENVIRONMENT"] = "Development";
+        own["Auth__SigningKey"] = SigningKey;
+        var process = HostProcess.StartHost("Workers.Notifier", $"notifier{Interlocked.Increment(ref _started)}", With(extra, own));
         _processes.Add(process);
         await process.WaitForLogAsync("Notifier ready", TimeSpan.FromSeconds(60));
         return new NotifierProcess(process, new Uri($"http://127.0.0.1:{port}"));

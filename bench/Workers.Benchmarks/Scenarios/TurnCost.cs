@@ -383,7 +383,7 @@ internal static class TurnCost
                 .Select(n => Broker.Request(session, $"{label}-{i}", $"msg {n} of session {i}")).ToList();
         }).ToList();
         await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
-        var properties = new BasicProperties { ContentType = "application/json", Persistent = true };
+        var properties = new BasicProperties { ContentType = "application/json", Persistent = true, UserId = rabbit.Username };
         var window = new List<Task>(64);
         for (var n = 0; n < perSession; n++)
         {

@@ -18,7 +18,7 @@ public static class CoreRegistration
 
         // Read now, not at first use, so a missing or malformed connection string stops the process at start.
         var postgres = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
-        DevelopmentSecrets.RefuseOutsideDevelopment(builder, "ConnectionStrings:Postgres");
+        DevelopmentSecrets.RefuseOutsideDevelopment(builder, "ConnectionStrings:Postgres", "RabbitMq:Password");
         postgres.ApplicationName ??= builder.Environment.ApplicationName;
         // Nothing here uses session state: the caller's context is transaction-local (RlsScope), which the RLS tests
         // prove on a pooled connection with no reset; skipping DISCARD ALL saves a statement per transaction. The

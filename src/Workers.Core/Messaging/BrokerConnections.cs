@@ -25,12 +25,23 @@ public static class BrokerConnections
         };
     }
 
-    /// <summary>Declares the topology on a short-lived connection; used at start by every process.</summary>
+    /// <summary>Declares the topology on a short-lived connection, with an administrative login: the setup step
+    /// (<c>Workers.Migrator topology</c>) and the tests' fixture. The hosts only check it (<see cref="CheckTopologyAsync"/>).</summary>
     public static async Task DeclareTopologyAsync(RabbitMqOptions options, TopologyOptions topology, string clientName,
         CancellationToken cancellationToken)
     {
         await using var connection = await Factory(options, clientName).CreateConnectionAsync(cancellationToken);
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         await RequestTopology.DeclareAsync(channel, topology, cancellationToken);
+    }
+
+    /// <summary>At a host's start: the topology must exist, since its login may not declare it. Throws
+    /// <see cref="InvalidConfigurationException"/> (one line, naming the setup command) when it is missing.</summary>
+    public static async Task CheckTopologyAsync(RabbitMqOptions options, TopologyOptions topology, string clientName,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        await using var connection = await Factory(options, clientName).CreateConnectionAsync(cancellationToken);
+        await RequestTopology.CheckAsync(connection, topology, options.VirtualHost, cancellationToken);
     }
 }

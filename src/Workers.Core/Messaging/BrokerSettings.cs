@@ -21,6 +21,11 @@ public static class BrokerSettings
             h.Password(rabbit.Password);
         });
         cfg.UseWorkersTopology(context.GetRequiredService<IOptions<TopologyOptions>>().Value.Partitions);
+        // Every message says which login sent it, and the broker refuses a user-id that is not the connection's login:
+        // a worker can tell (and record) which producer asserted a request's userId.
+        var login = rabbit.Username;
+        cfg.ConfigurePublish(publish => publish.UseExecute(c => StampLogin(c, login)));
+        cfg.ConfigureSend(send => send.UseSendExecute(c => StampLogin(c, login)));
     }
 
     /// <summary>Maps each contract type onto its exchange: requests partitioned, control and events fanned out.</summary>
@@ -30,5 +35,13 @@ public static class BrokerSettings
         cfg.MessageTopology.SetEntityNameFormatter(new ContractExchangeNames(cfg.MessageTopology.EntityNameFormatter));
         cfg.Publish<ChatRequested>(p => p.ExchangeType = "direct");
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
+    }
+
+    private static void StampLogin(SendContext context, string login)
+    {
+        if (context.TryGetPayload<RabbitMqSendContext>(out var amqp))
+        {
+            amqp.BasicProperties.UserId = login;
+        }
     }
 }

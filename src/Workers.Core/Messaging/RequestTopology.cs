@@ -6,7 +6,9 @@ namespace Workers.Core.Messaging;
 
 /// <summary>
 /// Declares the request side of the wire contract: the direct exchange, P partition queues with single active
-/// consumer, the error queue, and the control and event exchanges. Idempotent, so every process declares it at start.
+/// consumer, the error queue, and the control and event exchanges. Idempotent. Declared once by the setup step with an
+/// administrative login (<c>Workers.Migrator topology</c>); the hosts' least-privilege logins may not declare it and
+/// only check it (<see cref="CheckAsync"/>).
 /// </summary>
 public static class RequestTopology
 {
@@ -55,6 +57,43 @@ public static class RequestTopology
         {
             // An error queue declared by an earlier version, without the limits: queue arguments cannot change in
             // place. It keeps working; README says how to replace it. (This channel is closed now; it was the last step.)
+        }
+    }
+
+    /// <summary>Passive declares (they need no permission) of every exchange and queue a host relies on.</summary>
+    /// <exception cref="InvalidConfigurationException">Something is missing: one line naming it and the setup command.</exception>
+    public static async Task CheckAsync(IConnection connection, TopologyOptions topology, string virtualHost,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(topology);
+        var names = new List<(bool Exchange, string Name)>
+        {
+            (true, Partitioning.RequestsExchange), (true, Partitioning.ControlExchange), (true, Partitioning.EventsExchange),
+            (false, ErrorQueue),
+        };
+        names.AddRange(Enumerable.Range(0, topology.Partitions).Select(p => (false, Partitioning.QueueName(p))));
+        foreach (var (exchange, name) in names)
+        {
+            // A failed passive declare closes its channel: one channel per check.
+            await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            try
+            {
+                if (exchange)
+                {
+                    await channel.ExchangeDeclarePassiveAsync(name, cancellationToken);
+                }
+                else
+                {
+                    await channel.QueueDeclarePassiveAsync(name, cancellationToken);
+                }
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+            {
+                throw new InvalidConfigurationException(
+                    $"broker topology missing on virtual host '{virtualHost}': {(exchange ? "exchange" : "queue")} '{name}' not found " +
+                    $"(Workers:Partitions is {topology.Partitions}); run the setup step 'Workers.Migrator topology' with the admin login");
+            }
         }
     }
 }

@@ -20,4 +20,8 @@ public sealed class Turn
     [Column("last_seq")] public long LastSeq { get; set; }
     [Column("started_at")] public DateTimeOffset StartedAt { get; set; }
     [Column("completed_at")] public DateTimeOffset CompletedAt { get; set; }
+
+    /// <summary>The broker login that published the request (its AMQP user-id, checked by the broker): who asserted
+    /// <see cref="OwnerId"/>. Null for turns from before it was recorded.</summary>
+    [Column("producer")] public string? Producer { get; set; }
 }

@@ -42,6 +42,17 @@ public sealed class PartitionDispatcher(
         }
 
         var request = parsed.Request;
+        if (string.IsNullOrEmpty(delivery.Properties.UserId))
+        {
+            // The broker checks a user-id against the publisher's login, so it says which producer asserted this userId;
+            // without it the request could not be traced to anyone, so it is not run.
+            logger.LogWarning("Refused request {RequestId} of session {SessionId} on partition {Partition}: no user-id property",
+                request.RequestId, request.SessionId, delivery.Lease.Partition);
+            await RefuseAsync(delivery, request.SessionId, request.RequestId, request.UserId, ErrorCodes.InvalidRequest,
+                "the request has no AMQP user-id property (the publishing login); publish it with user-id set", null);
+            return;
+        }
+
         logger.LogDebug("Delivery of request {RequestId} in session {SessionId} on partition {Partition} (epoch {Epoch}, count {Count})",
             request.RequestId, request.SessionId, delivery.Lease.Partition, delivery.Lease.Epoch, delivery.DeliveryCount);
         if (delivery.DeliveryCount > _maxDeliveries)

@@ -65,7 +65,7 @@ public sealed class PartitionLeaseManager(
             }
             catch (Exception e) when (e is NpgsqlException or RabbitMQ.Client.Exceptions.BrokerUnreachableException
                 or RabbitMQ.Client.Exceptions.AlreadyClosedException or RabbitMQ.Client.Exceptions.OperationInterruptedException
-                or TimeoutException or System.Net.Sockets.SocketException)
+                or TimeoutException or System.Net.Sockets.SocketException or Workers.Core.Hosting.InvalidConfigurationException)
             {
                 logger.LogError("Partition ownership lost its connection ({Error}); dropping all partitions and reconnecting",
                     e.Message);
@@ -135,10 +135,9 @@ public sealed class PartitionLeaseManager(
 
             await DropAllAsync();
             _broker = await BrokerConnections.Factory(rabbitOptions.Value, $"worker {identity.Id}").CreateConnectionAsync(cancellationToken);
-            await using (var channel = await _broker.CreateChannelAsync(cancellationToken: cancellationToken))
-            {
-                await RequestTopology.DeclareAsync(channel, topologyOptions.Value, cancellationToken);
-            }
+            // Checked, not declared: the worker's login may not declare it (the setup step does). Missing, it throws
+            // and the next tick tries again, as after any broker loss.
+            await RequestTopology.CheckAsync(_broker, topologyOptions.Value, rabbitOptions.Value.VirtualHost, cancellationToken);
 
             // Held for the worker's life, from an unpooled source: the advisory locks live on this session and must end
             // with it, never ride back into a pool.

@@ -101,6 +101,7 @@ public sealed class TurnProcessor(
             UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
             PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens,
             FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
+            Producer = delivery.Properties.UserId,
         };
         if (!await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease))
         {

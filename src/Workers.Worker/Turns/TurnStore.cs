@@ -161,10 +161,10 @@ public sealed class TurnStore(SessionStore store)
         batch.Add(
             """
             INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code,
-                prompt_tokens, completion_tokens, first_seq, last_seq, started_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             """, turn.SessionId, turn.TurnNo, turn.OwnerId, turn.RequestId, turn.UserText, turn.ReplyText, turn.Status,
-            turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt);
+            turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt, turn.Producer);
 
     private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>
         batch.Add("UPDATE workers.inbox SET status = $3, updated_at = now() WHERE session_id = $1 AND request_id = $2 AND status = 'started'",

@@ -3,7 +3,8 @@ using Workers.Tests.Infrastructure;
 
 namespace Workers.Tests.Ordering;
 
-/// <summary>docs/producer/produce.js, a stock Node.js AMQP client publishing plain JSON, gets its request answered.</summary>
+/// <summary>docs/producer/produce.js, a stock Node.js AMQP client publishing plain JSON with the producer's login, gets its
+/// request answered, and the turn records that login.</summary>
 [Collection("worker pools")]
 public sealed class A_producer_in_another_language(ServicesFixture services)
 {
@@ -19,7 +20,7 @@ public sealed class A_producer_in_another_language(ServicesFixture services)
         await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
-        var rabbit = pool.Broker.Options;
+        var rabbit = services.Services.Producer.On(pool.Broker.Options);
         var (exit, output) = await RunAsync("node", ["produce.js", session.ToString(), "alice", "msg 1 from node"], producer, new()
         {
             ["AMQP_URL"] = $"amqp://{rabbit.Username}:{rabbit.Password}@{rabbit.Host}:{rabbit.Port}/{Uri.EscapeDataString(rabbit.VirtualHost)}",
@@ -28,8 +29,8 @@ public sealed class A_producer_in_another_language(ServicesFixture services)
         Assert.True(exit == 0, output);
         await pool.Events.WaitForAsync(e => e.Any(x => x.SessionId == session && x.Type == "TurnCompleted"), TimeSpan.FromSeconds(20),
             "the reply to the Node producer");
-        Assert.Equal("alice|msg 1 from node", await pool.Db.ScalarAsync<string>(
-            $"SELECT owner_id || '|' || user_text FROM workers.turns WHERE session_id = '{session}'"));
+        Assert.Equal($"alice|msg 1 from node|{rabbit.Username}", await pool.Db.ScalarAsync<string>(
+            $"SELECT owner_id || '|' || user_text || '|' || producer FROM workers.turns WHERE session_id = '{session}'"));
     }
 
     private static async Task<(int Exit, string Output)> RunAsync(string file, string[] args, string directory, Dictionary<string, string> environment)

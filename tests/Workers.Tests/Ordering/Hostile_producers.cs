@@ -35,7 +35,7 @@ public sealed class Hostile_producers(ServicesFixture services)
             foreach (var (count, request) in forged)
             {
                 var (exchange, key) = pool.Broker.Partitioned(request);
-                var properties = new BasicProperties { Persistent = true, ContentType = "application/json", Headers = new Dictionary<string, object?> { ["x-delivery-count"] = count } };
+                var properties = new BasicProperties { Persistent = true, ContentType = "application/json", UserId = pool.Broker.Options.Username, Headers = new Dictionary<string, object?> { ["x-delivery-count"] = count } };
                 await channel.BasicPublishAsync(exchange, key, mandatory: false, properties, JsonSerializer.SerializeToUtf8Bytes(request, JsonSerializerOptions.Web));
             }
         }
