@@ -45,17 +45,11 @@ public sealed class PartitionDelivery(
         source.Abandon();
     }
 
+    // One range check for every integer type the header may come as (quorum queues send a long).
     internal static long? BrokerDeliveryCount(IDictionary<string, object?>? headers) =>
-        headers?.TryGetValue("x-delivery-count", out var value) == true
-            ? value switch
-            {
-                long n and >= 0 and <= MaxPlausibleDeliveryCount => n,
-                int n and >= 0 => n,
-                short n and >= 0 => n,
-                byte n => n,
-                sbyte n and >= 0 => n,
-                _ => null,
-            }
+        headers?.TryGetValue("x-delivery-count", out var value) == true && value is long or int or short or byte or sbyte
+        && Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) is var count and >= 0 and <= MaxPlausibleDeliveryCount
+            ? count
             : null;
 
     /// <summary>Records the refusal in the error queue before the request is acked (so a crash repeats, never loses).</summary>
