@@ -7,11 +7,11 @@ namespace Workers.Benchmarks;
 
 /// <summary>
 /// <c>dotnet run -c Release --project bench/Workers.Benchmarks -- SCENARIO [--quick] [--out FILE] [--name value ...]</c>
-/// with SCENARIO one of history, pool, turn-cost, fanout, all (and cleanup: drop databases and vhosts named bench*).
+/// with SCENARIO one of history, pool, turn-cost, fanout, stalled, all (and cleanup: drop databases and vhosts named bench*).
 /// </summary>
 public static class BenchProgram
 {
-    private static readonly string[] Scenarios = ["history", "pool", "turn-cost", "fanout"];
+    private static readonly string[] Scenarios = ["history", "pool", "turn-cost", "fanout", "stalled"];
 
     public static async Task<int> Main(string[] args)
     {
@@ -29,13 +29,14 @@ public static class BenchProgram
 
         if (args.Length == 0 || args[0] is "-h" or "--help" || !(Scenarios.Contains(args[0]) || args[0] is "all" or "cleanup"))
         {
-            Console.WriteLine("usage: dotnet run -c Release --project bench/Workers.Benchmarks -- <history|pool|turn-cost|fanout|all|cleanup> " +
+            Console.WriteLine("usage: dotnet run -c Release --project bench/Workers.Benchmarks -- <history|pool|turn-cost|fanout|stalled|all|cleanup> " +
                               "[--quick] [--out FILE.md] [--option value ...]");
             Console.WriteLine("  history:   --turns-per-user 100 --users 10000 --iterations 2000 --context-iterations 5000");
             Console.WriteLine("  pool:      --workers 3 --partitions 16 --sessions 1000 --requests 10 --rounds 2 --tokens 6 --prefetch 64 --concurrency 64 --queue-type quorum");
             Console.WriteLine("             --warmup 2000 (requests on other sessions first) --rate 0 (0 = all at once; N = open loop at N requests/s) --timeout 120");
             Console.WriteLine("  turn-cost: --turns 5000 --requests 10 --partitions 16 --tokens 6 --warmup 1000");
             Console.WriteLine("  fanout:    --clients 1000 --workers 2 --tokens 200 --token-delay 00:00:00.010 --delta-interval 00:00:00.040 --rounds 2 --connect-batch 50");
+            Console.WriteLine("  stalled:   --clients 8 --phase 00:00:20 --history-turns 500 --reply-chars 4000");
             return args.Length == 0 ? 2 : 0;
         }
 
@@ -62,7 +63,8 @@ public static class BenchProgram
                 "history" => await History.RunAsync(services, options),
                 "pool" => await Pool.RunAsync(services, options),
                 "turn-cost" => await TurnCost.RunAsync(services, options),
-                _ => await Fanout.RunAsync(services, options),
+                "fanout" => await Fanout.RunAsync(services, options),
+                _ => await Stalled.RunAsync(services, options),
             };
             results.Add(result);
             Console.WriteLine();

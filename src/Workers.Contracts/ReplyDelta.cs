@@ -2,7 +2,7 @@ namespace Workers.Contracts;
 
 /// <summary>Reply text produced since the previous delta of the same turn. Transient: the completed turn is
 /// the durable record.</summary>
-public sealed record ReplyDelta
+public sealed record ReplyDelta : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

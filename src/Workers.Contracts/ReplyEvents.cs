@@ -2,8 +2,8 @@ namespace Workers.Contracts;
 
 /// <summary>
 /// The events a worker publishes to <see cref="Partitioning.EventsExchange"/> for a session's owner. The bus maps
-/// each of them onto that exchange and the notifier delivers each of them, so a new reply event is listed here and
-/// nowhere else in the wiring.
+/// each of them onto that exchange and the notifier consumes each of them and passes its fields to the browser, so a
+/// new reply event (a type implementing <see cref="IReplyEvent"/>) is listed here and nowhere else in the wiring.
 /// </summary>
 public static class ReplyEvents
 {

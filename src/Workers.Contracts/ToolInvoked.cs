@@ -1,7 +1,7 @@
 namespace Workers.Contracts;
 
 /// <summary>The agent called a tool during a turn. Carries the tool's name and outcome, never its data.</summary>
-public sealed record ToolInvoked
+public sealed record ToolInvoked : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

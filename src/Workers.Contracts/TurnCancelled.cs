@@ -1,7 +1,7 @@
 namespace Workers.Contracts;
 
 /// <summary>The turn was stopped by <see cref="CancelTurn"/>; the partial reply was persisted as cancelled.</summary>
-public sealed record TurnCancelled
+public sealed record TurnCancelled : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

@@ -1,7 +1,7 @@
 namespace Workers.Contracts;
 
 /// <summary>The turn was persisted. <see cref="Text"/> is the whole reply and supersedes the deltas.</summary>
-public sealed record TurnCompleted
+public sealed record TurnCompleted : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

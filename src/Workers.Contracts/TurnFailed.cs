@@ -1,7 +1,7 @@
 namespace Workers.Contracts;
 
 /// <summary>A request could not be answered. The session's later requests still run.</summary>
-public sealed record TurnFailed
+public sealed record TurnFailed : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

@@ -2,7 +2,7 @@ namespace Workers.Contracts;
 
 /// <summary>A worker began a turn. A second <c>TurnStarted</c> for the same request (after a worker crash)
 /// means: discard the partial text seen so far for that request.</summary>
-public sealed record TurnStarted
+public sealed record TurnStarted : IReplyEvent
 {
     /// <summary>The session.</summary>
     public required Guid SessionId { get; init; }

@@ -43,6 +43,30 @@ public sealed class TestDatabase(Services services, string name, NpgsqlConnectio
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>
+    /// A session of <paramref name="userId"/> with <paramref name="turns"/> completed turns of
+    /// <paramref name="replyChars"/> characters each (3 events per turn, as the worker numbers them), written as the
+    /// superuser in one statement: a long history to replay without running the turns.
+    /// </summary>
+    public async Task<Guid> SeedLongSessionAsync(string userId, int turns, int replyChars)
+    {
+        var sessionId = Guid.NewGuid();
+        await using var connection = await OpenAdminAsync();
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO workers.sessions (id, owner_id, title, turn_seq, event_seq) VALUES (@session, @user, 'long history', @turns, 3 * @turns);
+            INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, first_seq, last_seq, started_at)
+            SELECT @session, n, @user, gen_random_uuid(), 'question ' || n, left(repeat('all work and no play ', @chars / 20 + 1), @chars),
+                   'complete', 3 * n - 2, 3 * n, now()
+            FROM generate_series(1, @turns) AS n;
+            """, connection) { CommandTimeout = commandTimeout };
+        command.Parameters.AddWithValue("session", sessionId);
+        command.Parameters.AddWithValue("user", userId);
+        command.Parameters.AddWithValue("turns", (long)turns);
+        command.Parameters.AddWithValue("chars", replyChars);
+        await command.ExecuteNonQueryAsync();
+        return sessionId;
+    }
+
     public async ValueTask DisposeAsync()
     {
         // Idle connections of this process to the database would only break once it is dropped.

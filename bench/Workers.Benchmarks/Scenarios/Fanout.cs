@@ -114,7 +114,10 @@ internal static class Fanout
                 var events = all.SelectMany(c => c.Events).ToList();
                 var lastFinal = all.Where(c => c.FinishedAt is not null).Select(c => c.FinishedAt!.Value).DefaultIfEmpty(DateTime.UtcNow).Max();
                 var streaming = (lastFinal - sendStart).TotalSeconds;
-                var deltas = events.Count(e => e.Type == "ReplyDelta");
+                // A client that fell behind gets a turn's queued deltas merged into one (text joined, last seq): the worker's
+                // deltas delivered are counted by the seqs each received delta covers; frames are what arrived.
+                var deltas = all.Sum(c => c.Deltas);
+                var frames = events.Count(e => e.Type == "ReplyDelta");
                 var foreign = all.Sum(c => c.Foreign);
                 var completed = all.Count(c => c.Completed);
                 var failed = all.Where(c => c.FailedCode is not null).GroupBy(c => c.FailedCode!).Select(g => $"{g.Key} ×{g.Count()}").ToList();
@@ -134,7 +137,8 @@ internal static class Fanout
                 var table = result.Add(new Table($"{label} — {clients} clients streaming at once ({workers} workers, 1 notifier, {tokens} tokens × {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms)",
                     "figure", "value"));
                 table.Row("streaming phase (first SendMessage → last final event at a client)", $"{Out.F(streaming, "0.00")} s");
-                table.Row("ReplyDelta received, all clients", Out.I(deltas));
+                table.Row("worker deltas delivered, all clients (counted by seq)", Out.I(deltas));
+                table.Row("ReplyDelta frames received (several merged into one for a client that is behind)", Out.I(frames));
                 table.Row("deltas delivered per second", Out.F(deltas / streaming, "0"));
                 table.Row("events delivered per second (all types)", Out.F(events.Count / streaming, "0"));
                 table.Row("delivery latency, every event (receive − sentAt)", $"p50 {Out.F(latencyAll.P50, "0.0")} ms, p99 {Out.F(latencyAll.P99, "0.0")} ms, max {Out.F(latencyAll.Max, "0.0")} ms");
@@ -206,7 +210,7 @@ internal static class Fanout
         return (notifier, requests);
     }
 
-    private sealed class Client : IAsyncDisposable
+    internal sealed class Client : IAsyncDisposable
     {
         private readonly HubConnection _connection;
         private readonly ConcurrentQueue<Received> _events = new();
@@ -251,7 +255,8 @@ internal static class Fanout
 
         public IEnumerable<Received> Events => _events;
 
-        public static async Task<Client> ConnectAsync(Uri notifier, string userId)
+        /// <summary>Connects as <paramref name="userId"/> and subscribes to <paramref name="session"/>, or to a new session.</summary>
+        public static async Task<Client> ConnectAsync(Uri notifier, string userId, Guid? session = null)
         {
             var token = NotifierProcess.Token(userId);
             var connection = new HubConnectionBuilder()
@@ -265,8 +270,7 @@ internal static class Fanout
             connection.ServerTimeout = TimeSpan.FromMinutes(2);
             var client = new Client(connection, userId);
             await connection.StartAsync();
-            var session = await connection.InvokeAsync<JsonElement>("CreateSession", "bench");
-            client.SessionId = session.GetProperty("id").GetGuid();
+            client.SessionId = session ?? (await connection.InvokeAsync<JsonElement>("CreateSession", "bench")).GetProperty("id").GetGuid();
             await connection.InvokeAsync<List<JsonElement>>("Subscribe", client.SessionId.ToString(), 0L);
             return client;
         }
@@ -311,11 +315,12 @@ internal static class Fanout
                 OutOfOrder++;
             }
 
+            var covered = (int)Math.Max(0, seq - _lastSeq);
             _lastSeq = Math.Max(_lastSeq, seq);
             switch (type)
             {
                 case "ReplyDelta":
-                    Interlocked.Increment(ref _deltas);
+                    Interlocked.Add(ref _deltas, covered);
                     FirstDeltaAt ??= now;
                     break;
                 case "TurnStarted":
@@ -335,5 +340,5 @@ internal static class Fanout
         }
     }
 
-    private sealed record Received(string Type, DateTime ReceivedAt, DateTime? SentAt);
+    internal sealed record Received(string Type, DateTime ReceivedAt, DateTime? SentAt);
 }

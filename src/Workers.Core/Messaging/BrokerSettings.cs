@@ -34,6 +34,8 @@ public static class BrokerSettings
         ArgumentNullException.ThrowIfNull(cfg);
         cfg.MessageTopology.SetEntityNameFormatter(new ContractExchangeNames(cfg.MessageTopology.EntityNameFormatter));
         cfg.Publish<ChatRequested>(p => p.ExchangeType = "direct");
+        // The reply events' common shape is not a message of its own: no exchange, no binding, nothing to declare.
+        cfg.Publish<IReplyEvent>(p => p.Exclude = true);
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
     }
 

@@ -14,7 +14,7 @@ public static class TurnFinalEvent
     /// <param name="turn">A committed turn.</param>
     /// <param name="firstTokenMs">Time to the first token, when this process measured it (0 otherwise).</param>
     /// <param name="totalMs">The turn's duration as measured; by default, from the persisted timestamps.</param>
-    public static object Of(Turn turn, double firstTokenMs = 0, double? totalMs = null)
+    public static IReplyEvent Of(Turn turn, double firstTokenMs = 0, double? totalMs = null)
     {
         ArgumentNullException.ThrowIfNull(turn);
         return turn.Status switch

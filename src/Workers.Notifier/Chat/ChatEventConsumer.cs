@@ -1,16 +1,18 @@
 using MassTransit;
+using Workers.Contracts;
 using Workers.Notifier.Sending;
 
 namespace Workers.Notifier.Chat;
 
 /// <summary>Every reply event reaches every notifier; each delivers it to its own subscribed connections.</summary>
 public sealed class ChatEventConsumer<T>(SessionSubscriptions subscriptions, TurnsInFlight turnsInFlight) : IConsumer<T>
-    where T : class
+    where T : class, IReplyEvent
 {
-    public async Task Consume(ConsumeContext<T> context)
+    public Task Consume(ConsumeContext<T> context)
     {
-        var clientEvent = ClientEvent.From(context.Message) with { SentAt = context.SentTime };
+        var clientEvent = new ClientEvent(context.Message) { SentAt = context.SentTime };
         turnsInFlight.Observe(clientEvent);
-        await subscriptions.DeliverAsync(clientEvent);
+        subscriptions.Deliver(clientEvent);
+        return Task.CompletedTask;
     }
 }

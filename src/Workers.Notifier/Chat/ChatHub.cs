@@ -50,6 +50,12 @@ public sealed class ChatHub(
     public Task CancelTurn(string sessionId, string requestId) =>
         sender.CancelAsync(UserId, SessionIds.Parse(sessionId), SessionIds.Parse(requestId, "requestId"), Context.ConnectionAborted);
 
+    public override Task OnConnectedAsync()
+    {
+        subscriptions.Connect(Context);
+        return base.OnConnectedAsync();
+    }
+
     public override Task OnDisconnectedAsync(Exception? exception)
     {
         subscriptions.RemoveConnection(Context.ConnectionId);

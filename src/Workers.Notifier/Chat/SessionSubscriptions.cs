@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+using Workers.Notifier.Sending;
 
 namespace Workers.Notifier.Chat;
 
@@ -7,17 +9,31 @@ namespace Workers.Notifier.Chat;
 /// Which connection watches which session, and the delivery of events to them. A connection is added only after its
 /// user's ownership of the session was checked in PostgreSQL; an event goes only to connections of the session whose
 /// user is the event's owner. While a subscription replays history, live events for it are held back and merged
-/// into the replay by seq, so the client gets each event after its last seq once, in order.
+/// into the replay by seq, so the client gets each event after its last seq once, in order. Delivery only queues an
+/// event on the connection's <see cref="ConnectionOutbox"/>; it never waits for a client.
 /// </summary>
-public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
+public sealed class SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<LimitOptions> limits, ILogger<ConnectionOutbox> logger)
 {
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<string, Subscriber>> _bySession = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Subscriber>> _byConnection = new();
+    private readonly ConcurrentDictionary<string, ConnectionOutbox> _outboxes = new();
+
+    /// <summary>A connection opened: gives it its outbox, whose overflow closes the connection.</summary>
+    public ConnectionOutbox Connect(HubCallerContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var outbox = new ConnectionOutbox(connection.ConnectionId, hub.Clients.Client(connection.ConnectionId), connection.Abort,
+            limits.Value.MaxQueuedBytesPerConnection, logger);
+        _outboxes[connection.ConnectionId] = outbox;
+        return outbox;
+    }
 
     /// <summary>Registers a subscription in replay mode: live events are buffered until <see cref="GoLive"/>.</summary>
     public Subscriber Begin(string connectionId, string userId, Guid sessionId, long afterSeq)
     {
-        var subscriber = new Subscriber(connectionId, userId, sessionId, afterSeq);
+        var outbox = _outboxes.TryGetValue(connectionId, out var open) ? open
+            : throw new InvalidOperationException($"connection {connectionId} is not open");
+        var subscriber = new Subscriber(outbox, userId, sessionId, afterSeq);
         lock (_bySession)
         {
             _bySession.GetOrAdd(sessionId, _ => new())[connectionId] = subscriber;
@@ -64,6 +80,11 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
 
     public void RemoveConnection(string connectionId)
     {
+        if (_outboxes.TryRemove(connectionId, out var outbox))
+        {
+            outbox.Close();
+        }
+
         if (_byConnection.TryRemove(connectionId, out var sessions))
         {
             foreach (var sessionId in sessions.Keys)
@@ -74,7 +95,7 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
     }
 
     /// <summary>Called for each event in the order this notifier's queue delivers them (one at a time).</summary>
-    public async Task DeliverAsync(ClientEvent clientEvent)
+    public void Deliver(ClientEvent clientEvent)
     {
         ArgumentNullException.ThrowIfNull(clientEvent);
         if (!_bySession.TryGetValue(clientEvent.SessionId, out var subscribers))
@@ -106,15 +127,17 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub)
                 }
 
                 subscriber.LastSeq = Math.Max(subscriber.LastSeq, clientEvent.Seq);
+                // Queued under the gate, so two deliveries for one subscriber cannot swap places on the way in.
+                subscriber.Outbox.Enqueue(clientEvent);
             }
-
-            await hub.Clients.Client(subscriber.ConnectionId).SendAsync("event", clientEvent);
         }
     }
 
-    public sealed class Subscriber(string connectionId, string userId, Guid sessionId, long afterSeq)
+    public sealed class Subscriber(ConnectionOutbox outbox, string userId, Guid sessionId, long afterSeq)
     {
-        public string ConnectionId { get; } = connectionId;
+        public ConnectionOutbox Outbox { get; } = outbox;
+
+        public string ConnectionId => Outbox.ConnectionId;
 
         public string UserId { get; } = userId;
 

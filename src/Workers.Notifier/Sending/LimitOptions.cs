@@ -18,6 +18,17 @@ public sealed class LimitOptions
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxHubMessageBytes { get; set; } = 64 * 1024;
 
+    /// <summary>Events waiting for one connection, in bytes of their JSON. A client that falls this far behind (it stopped
+    /// reading its socket) is disconnected, so it holds no more than this in the notifier and delays nobody; it resumes
+    /// from its last seq when it reconnects. Centrifugo's default for the same bound is 1 MiB.</summary>
+    [Range(16 * 1024, 256 * 1024 * 1024)]
+    public int MaxQueuedBytesPerConnection { get; set; } = 1024 * 1024;
+
+    /// <summary>Reply text one <c>Subscribe</c> replays at most: the newest completed turns that fit (always the newest
+    /// one); older turns are paged with <c>GET /api/sessions/{id}/turns</c>. Bounds what one subscribe holds.</summary>
+    [Range(1024, 64 * 1024 * 1024)]
+    public int MaxReplayChars { get; set; } = 1024 * 1024;
+
     /// <summary>Origins a browser may open the hub from; empty means the notifier's own origin only.</summary>
     public string[] AllowedOrigins { get; set; } = [];
 }

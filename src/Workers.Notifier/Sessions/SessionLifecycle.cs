@@ -68,6 +68,42 @@ public sealed class SessionLifecycle(SessionStore store)
             .ToListAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// The newest turns whose last event number is above <paramref name="afterSeq"/>, oldest first: at most
+    /// <paramref name="limit"/> of them and, beyond the newest one, no more than <paramref name="maxReplyChars"/>
+    /// characters of reply text. Read newest first and stopped at the budget, so a long history is never loaded whole.
+    /// </summary>
+    public async Task<IReadOnlyList<Turn>> LatestAsync(
+        string userId, Guid sessionId, long afterSeq, int limit, int maxReplyChars, CancellationToken cancellationToken)
+    {
+        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
+        var db = await scope.DbAsync(cancellationToken);
+        if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
+        {
+            throw ChatErrorException.SessionNotFound();
+        }
+
+        var turns = new List<Turn>();
+        long chars = 0;
+        await foreach (var turn in db.Turns.AsNoTracking()
+                           .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
+                           .OrderByDescending(t => t.TurnNo)
+                           .Take(Math.Clamp(limit, 1, 500))
+                           .AsAsyncEnumerable().WithCancellation(cancellationToken))
+        {
+            chars += turn.ReplyText.Length;
+            if (turns.Count > 0 && chars > maxReplyChars)
+            {
+                break;
+            }
+
+            turns.Add(turn);
+        }
+
+        turns.Reverse();
+        return turns;
+    }
+
     public async Task<SessionSummary> RenameAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken)
     {
         var checkedTitle = CheckTitle(title);

@@ -20,8 +20,9 @@ public sealed class TurnEvents(IBus bus)
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status,
         }, cancellationToken);
 
-    /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.</summary>
-    public Task FinalAsync(object finalEvent) => bus.Publish(finalEvent, CancellationToken.None);
+    /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.
+    /// Published as <see cref="object"/> so the bus takes its runtime type (Publish&lt;IReplyEvent&gt; would publish the interface).</summary>
+    public Task FinalAsync(IReplyEvent finalEvent) => bus.Publish((object)finalEvent, CancellationToken.None);
 
     public Task FailedAsync(ChatRequested r, long seq, string code, string message) =>
         FailedAsync(r.SessionId, r.RequestId, r.UserId, seq, code, message);

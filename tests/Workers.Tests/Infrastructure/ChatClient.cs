@@ -7,13 +7,13 @@ namespace Workers.Tests.Infrastructure;
 /// <summary>A browser's view of the hub, through the official .NET SignalR client: every event it receives is kept.</summary>
 public sealed class ChatClient : IAsyncDisposable
 {
-    private readonly ConcurrentQueue<JsonElement> _events = new();
+    private readonly ConcurrentQueue<(JsonElement Event, DateTime ReceivedAt)> _events = new();
 
     private ChatClient(HubConnection connection, string userId)
     {
         Connection = connection;
         UserId = userId;
-        connection.On<JsonElement>("event", e => _events.Enqueue(e));
+        connection.On<JsonElement>("event", e => _events.Enqueue((e, DateTime.UtcNow)));
     }
 
     public HubConnection Connection { get; }
@@ -21,7 +21,13 @@ public sealed class ChatClient : IAsyncDisposable
     public string UserId { get; }
 
     /// <summary>Events that came through the <c>event</c> callback, in arrival order.</summary>
-    public IReadOnlyList<JsonElement> Live => [.. _events];
+    public IReadOnlyList<JsonElement> Live => [.. _events.Select(e => e.Event)];
+
+    /// <summary>The longest an event took from the worker's publish (its <c>sentAt</c>) to this client.</summary>
+    public TimeSpan LongestDelivery => _events
+        .Where(e => e.Event.TryGetProperty("sentAt", out _))
+        .Select(e => e.ReceivedAt - e.Event.GetProperty("sentAt").GetDateTime().ToUniversalTime())
+        .DefaultIfEmpty(TimeSpan.Zero).Max();
 
     public static async Task<ChatClient> ConnectAsync(NotifierProcess notifier, string userId, string token)
     {

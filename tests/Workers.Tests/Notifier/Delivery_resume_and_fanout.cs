@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR.Client;
 using Workers.Tests.Infrastructure;
@@ -111,6 +112,28 @@ public sealed class Delivery_resume_and_fanout(ServicesFixture services)
             replay[^1].GetProperty("text").GetString());
         Assert.Empty(await resumed.SubscribeAsync(session, Seq(replay[^1])));
         Assert.Equal(6, (await resumed.SubscribeAsync(session, 0)).Count);
+    }
+
+    [Fact]
+    public async Task Resuming_after_a_long_absence_replays_the_newest_turns_within_the_cap_and_older_ones_page_over_rest()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services,
+            notifierSettings: new Dictionary<string, string> { ["Limits__MaxReplayChars"] = "65536" });
+        await using var _ = pool;
+        var session = await pool.Db.SeedLongSessionAsync("alice", turns: 300, replyChars: 1000);
+        await using var alice = await notifier.ConnectAsync("alice");
+
+        // 300 turns of 1,000 characters do not fit 65,536: the newest 65 do, each as TurnStarted + TurnCompleted, up to
+        // the session's last event, so the client ends in the session's current state.
+        var replay = await alice.SubscribeAsync(session, 0);
+        Assert.Equal(130, replay.Count);
+        Assert.Equal((3L * 236) - 2, Seq(replay[0]));
+        Assert.Equal(900L, Seq(replay[^1]));
+        Assert.Equal(Enumerable.Repeat(new[] { "TurnStarted", "TurnCompleted" }, 65).SelectMany(t => t), replay.Select(Type));
+        // Older turns are there for paging, oldest first, as the REST history always gave them.
+        using var http = notifier.Http("alice");
+        var older = await http.GetFromJsonAsync<List<JsonElement>>($"/api/sessions/{session}/turns?afterSeq=0&limit=235");
+        Assert.Equal(Enumerable.Range(1, 235).Select(n => (long)n), older!.Select(t => t.GetProperty("turnNo").GetInt64()));
     }
 
     [Fact]
