@@ -15,6 +15,8 @@ public sealed class StalledClient : IAsyncDisposable
     private const char RecordSeparator = '\u001e';
     private readonly ClientWebSocket _socket;
     private readonly HttpMessageInvoker _invoker;
+    private readonly CancellationTokenSource _stop = new();
+    private Task _pings = Task.CompletedTask;
 
     private StalledClient(ClientWebSocket socket, HttpMessageInvoker invoker)
     {
@@ -57,6 +59,9 @@ public sealed class StalledClient : IAsyncDisposable
         }
 
         await client.SendAsync($"{{\"type\":1,\"invocationId\":\"1\",\"target\":\"Subscribe\",\"arguments\":[\"{sessionId}\",{afterSeq}]}}");
+        // It keeps pinging, as a live client does, so the server's client timeout (30 s without a message) never
+        // closes it: only falling behind can.
+        client._pings = client.PingAsync();
         return client;
     }
 
@@ -96,10 +101,29 @@ public sealed class StalledClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stop.CancelAsync();
+        await _pings;
+        _stop.Dispose();
         _socket.Abort();
         _socket.Dispose();
         _invoker.Dispose();
         await Task.CompletedTask;
+    }
+
+    private async Task PingAsync()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested && _socket.State == WebSocketState.Open)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), _stop.Token);
+                await SendAsync("{\"type\":6}");
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+            // stopped, or the server closed the connection
+        }
     }
 
     private Task SendAsync(string record) =>

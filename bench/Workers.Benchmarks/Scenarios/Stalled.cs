@@ -16,7 +16,7 @@ internal static class Stalled
         var clients = o.Int("clients", 8);
         var phase = o.Time("phase", TimeSpan.FromSeconds(o.Quick ? 8 : 20));
         var historyTurns = o.Int("history-turns", 500);
-        var replyChars = o.Int("reply-chars", 4000);
+        var replyChars = o.Int("reply-chars", 12_000);
         var result = new ScenarioResult("stalled");
         Out.Line($"stalled: {clients} clients streaming one reply after another for {phase.TotalSeconds:0} s without, then with, a client " +
                  $"that subscribed to a busy session of {historyTurns} turns × {replyChars} characters and stopped reading");
@@ -27,6 +27,9 @@ internal static class Stalled
             ["Llm__DeltaInterval"] = "00:00:00.040",
             ["Limits__ConcurrentTurns"] = "100",
             ["Limits__MessagesPerMinute"] = "10000",
+            // A replay (6 MB by default) larger than the kernel's send buffer on loopback (up to 4 MiB), so the stalled
+            // client backs up into the notifier; with the default 1 MiB cap the kernel alone would hold it.
+            ["Limits__MaxReplayChars"] = "8388608",
         });
         await rig.StartWorkerAsync();
         await rig.WaitForBalanceAsync(1, TimeSpan.FromSeconds(60));

@@ -6,7 +6,8 @@ namespace Workers.Worker.Turns;
 
 /// <summary>
 /// The events of one turn attempt, numbered from the block of sequence numbers the attempt reserved. Reply text is
-/// coalesced: a delta goes out when <c>DeltaMaxChars</c> characters are pending or <c>DeltaInterval</c> has passed.
+/// coalesced: a delta goes out when <c>DeltaMaxChars</c> characters are pending or <c>DeltaInterval</c> has passed
+/// since the previous delta was confirmed.
 /// </summary>
 public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars)
 {
@@ -89,6 +90,14 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
         }
 
         await events.DeltaAsync(request, seq, delta, cancellationToken);
+        lock (_gate)
+        {
+            // The interval runs from the moment the broker confirmed the delta, not from when it was sent. When the broker
+            // is slow to confirm (the machine is saturated), deltas grow instead of multiplying: measured on 2 cores with
+            // 1,000 turns streaming, counting from the send made a delta of nearly every token (190 of 200), and that
+            // extra traffic was what kept the machine saturated.
+            _sinceFlush.Restart();
+        }
     }
 
     public async Task ToolAsync(string tool, string status)

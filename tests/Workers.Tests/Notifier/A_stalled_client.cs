@@ -48,6 +48,9 @@ public sealed class A_stalled_client(ServicesFixture services)
         // The stalled connection was closed by the notifier: reading again yields what was already on its way, then the end.
         var (closed, bytes, _) = await stalled.DrainAsync(TimeSpan.FromSeconds(15));
         Assert.True(closed, $"the stalled connection is still open after {bytes} bytes");
+        // For falling behind (it kept pinging, so no idle timeout closed it), after the replay and a bounded queue.
+        Assert.Contains(notifier.Process.Log, line => line.Contains("the client is not reading", StringComparison.Ordinal));
+        Assert.InRange(bytes, 4_000_000, 8_000_000);
         // Mallory's reading connection was not dropped with it, and saw her whole stream.
         Assert.Equal(2, mallory.Live.Count(e => e.GetProperty("type").GetString() == "TurnCompleted"));
     }
