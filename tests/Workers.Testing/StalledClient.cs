@@ -24,6 +24,9 @@ public sealed class StalledClient : IAsyncDisposable
         _invoker = invoker;
     }
 
+    /// <summary>The beginning of what <see cref="DrainAsync"/> read, for a report.</summary>
+    public string FirstReceived { get; private set; } = "";
+
     /// <summary>Connects, subscribes to <paramref name="sessionId"/> after <paramref name="afterSeq"/>, and reads no more.</summary>
     public static async Task<StalledClient> SubscribeAndStallAsync(Uri notifier, string token, Guid sessionId, long afterSeq = 0)
     {
@@ -83,6 +86,11 @@ public sealed class StalledClient : IAsyncDisposable
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return (true, bytes, clock.Elapsed);
+                }
+
+                if (bytes == 0)
+                {
+                    FirstReceived = Encoding.UTF8.GetString(buffer, 0, Math.Min(result.Count, 300));
                 }
 
                 bytes += result.Count;
