@@ -31,7 +31,7 @@
 #   workers           administrator, .* .* .*: setup (Workers.Migrator topology) and operations only
 #   workers-producer  may only publish to workers.chat-requests (no configure, no read, no tag)
 #   workers-worker    consumes the partition queues, publishes events
-#   workers-notifier  publishes requests and control messages, reads the events fanout
+#   workers-notifier  publishes requests and control messages, reads the by-session events exchange
 # Their passwords are random, generated once into <data>/credentials.env (mode
 # 600) and kept until `purge`. Guest is not created. `env` prints RabbitMq__*
 # for the admin login and one URL per login (WORKERS_AMQP_URL_PRODUCER,
@@ -58,7 +58,7 @@ CREDENTIALS_FILE="$DATA/credentials.env"
 RMQ_LOGINS=(
     "workers-producer ^\$ ^workers\\.chat-requests\$ ^\$"
     "workers-worker ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-events)\$ ^(workers\\.worker-control\\..*|workers\\.chat-events|amq\\.default)\$ ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-requests\\.p[0-9]+)\$"
-    "workers-notifier ^(workers\\.notifier-events\\..*|workers\\.chat-events|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-events)\$"
+    "workers-notifier ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session)\$"
 )
 
 log() { printf 'services: %s\n' "$*" >&2; }

@@ -15,8 +15,27 @@ public static class Partitioning
     /// <summary>The fanout exchange for <see cref="CancelTurn"/>.</summary>
     public const string ControlExchange = "workers.chat-control";
 
-    /// <summary>The fanout exchange for reply events.</summary>
+    /// <summary>The fanout exchange for reply events: whoever binds it gets every event.</summary>
     public const string EventsExchange = "workers.chat-events";
+
+    /// <summary>
+    /// A direct exchange bound to <see cref="EventsExchange"/>, for consumers that want only some sessions (each notifier
+    /// binds the sessions its connections watch). Events keep the routing key they were published with:
+    /// <see cref="EventRoutingKey"/>.
+    /// </summary>
+    public const string SessionEventsExchange = "workers.chat-events.by-session";
+
+    /// <summary>The routing key of the events every notifier needs whatever it watches: a turn's start and end (each
+    /// notifier counts its users' running turns from them) and answers to <see cref="TurnProgressRequested"/>.</summary>
+    public const string TurnLifecycleKey = "turns";
+
+    /// <summary>How a reply event is routed: the stream of a turn (deltas, tool calls) by its session id (lower-case,
+    /// hyphenated), the start and end of a turn by <see cref="TurnLifecycleKey"/>.</summary>
+    public static string EventRoutingKey(IReplyEvent replyEvent)
+    {
+        ArgumentNullException.ThrowIfNull(replyEvent);
+        return replyEvent is ReplyDelta or ToolInvoked ? replyEvent.SessionId.ToString("D") : TurnLifecycleKey;
+    }
 
     /// <summary>FNV-1a, 32 bit, over the UTF-8 bytes of <paramref name="text"/>.</summary>
     public static uint Fnv1a32(string text)

@@ -30,15 +30,26 @@ public static class NotifierRegistration
             x.UsingRabbitMq((context, cfg) =>
             {
                 cfg.UseWorkersBroker(context);
-                // Each instance has its own auto-deleted queue on the events fanout and delivers to its own connections.
-                // Named with a fixed prefix (not MassTransit's host_process_... temporary name) so the notifier's login can be
-                // granted exactly its own queues; auto-deleted with the connection like a temporary endpoint.
-                cfg.ReceiveEndpoint($"{BrokerPermissions.NotifierEventsPrefix}{NewId.NextGuid():N}", e =>
+                // Each instance has its own queue and delivers to its own connections. Named with a fixed prefix (not
+                // MassTransit's host_process_... temporary name) so the notifier's login can be granted exactly its own
+                // queues. Bound here to the turn lifecycle only; SessionRoutes binds the sessions its connections watch.
+                var routes = context.GetRequiredService<SessionRoutes>();
+                cfg.ReceiveEndpoint(routes.Queue, e =>
                 {
-                    e.AutoDelete = true;
-                    e.Durable = false;
+                    // Neither auto-delete nor transient, which MassTransit declares exclusive to its own connection:
+                    // SessionRoutes binds it from a second connection. The broker deletes it a minute after its notifier
+                    // stopped consuming (x-expires); deltas stay transient messages, so only turn starts and ends touch disk.
+                    e.AutoDelete = false;
+                    e.Durable = true;
+                    e.Exclusive = false;
+                    e.SetQueueArgument("x-expires", (int)TimeSpan.FromMinutes(1).TotalMilliseconds);
                     e.ConfigureConsumeTopology = false;
-                    e.Bind(Partitioning.EventsExchange, b => b.ExchangeType = "fanout");
+                    e.Bind(Partitioning.SessionEventsExchange, b =>
+                    {
+                        b.ExchangeType = "direct";
+                        b.RoutingKey = Partitioning.TurnLifecycleKey;
+                    });
+                    e.ConnectReceiveEndpointObserver(routes);
                     e.PrefetchCount = 512;
                     // One at a time keeps each session's events in the order the worker published them.
                     e.ConcurrentMessageLimit = 1;
@@ -49,6 +60,7 @@ public static class NotifierRegistration
         builder.AddNotifierAuth();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
         services.AddSingleton<SessionLifecycle>();
+        services.AddSingleton<SessionRoutes>();
         services.AddSingleton<SessionSubscriptions>();
         services.AddSingleton<TurnProgressQuery>();
         services.AddSingleton<SessionReplay>();

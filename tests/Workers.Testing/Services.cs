@@ -193,6 +193,18 @@ public sealed class Services : IAsyncDisposable
         return queues.ToDictionary(q => q.Name, q => q.Messages_Ready + q.Messages_Unacknowledged);
     }
 
+    /// <summary>Each queue of a virtual host whose name starts with <paramref name="prefix"/>, with the routing keys it is
+    /// bound with from <paramref name="exchange"/>, directly or through MassTransit's exchange of the same name
+    /// (management API; current, bindings do not lag).</summary>
+    public async Task<Dictionary<string, HashSet<string>>> BindingsAsync(string vhost, string prefix, string exchange)
+    {
+        var bindings = await Management.GetFromJsonAsync<List<BindingInfo>>(
+            new Uri($"exchanges/{Uri.EscapeDataString(vhost)}/{Uri.EscapeDataString(exchange)}/bindings/source", UriKind.Relative)) ?? [];
+        return bindings.Where(b => b.Destination.StartsWith(prefix, StringComparison.Ordinal))
+            .GroupBy(b => b.Destination)
+            .ToDictionary(g => g.Key, g => g.Select(b => b.Routing_Key).ToHashSet());
+    }
+
     /// <summary>Databases and virtual hosts a killed earlier run left behind (names start with this instance's prefix).</summary>
     public async Task<(int Databases, int Vhosts)> RemoveLeftoversAsync()
     {
@@ -252,4 +264,6 @@ public sealed class Services : IAsyncDisposable
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1707", Justification = "management API field names")]
     private sealed record QueueInfo(string Name, long Messages_Ready, long Messages_Unacknowledged);
+
+    private sealed record BindingInfo(string Destination, string Routing_Key);
 }

@@ -10,7 +10,7 @@ namespace Workers.Benchmarks.Scenarios;
 
 /// <summary>
 /// Issue "notifier": many websocket clients, each a different user with its own session, all streaming a reply at the
-/// same time through 2 worker processes and 1 notifier. Deltas delivered per second, delivery latency per event
+/// same time through 2 worker processes and 1 or more notifiers. Deltas delivered per second, delivery latency per event
 /// (receive time − the event's <c>sentAt</c>, the worker's publish time), and isolation and completeness checks.
 /// </summary>
 internal static class Fanout
@@ -19,6 +19,7 @@ internal static class Fanout
     {
         var clients = o.Int("clients", o.Quick ? 200 : 1000);
         var workers = o.Int("workers", 2);
+        var notifiers = o.Int("notifiers", 1);
         var tokens = o.Int("tokens", o.Quick ? 100 : 200);
         var tokenDelay = o.Time("token-delay", TimeSpan.FromMilliseconds(10));
         var deltaInterval = o.Time("delta-interval", TimeSpan.FromMilliseconds(40));
@@ -28,7 +29,7 @@ internal static class Fanout
         ThreadPool.GetMinThreads(out var minWorker, out var minIo);
         ThreadPool.SetMinThreads(Math.Max(minWorker, 32), Math.Max(minIo, 32));
         Out.Line($"fanout: {clients} SignalR clients (WebSockets, SkipNegotiation), one user and session each; {workers} worker processes, " +
-                 $"1 notifier; offline model {tokens} tokens every {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms");
+                 $"{notifiers} notifier(s); offline model {tokens} tokens every {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms");
         await using var rig = await WorkersSystem.CreateAsync(services, 16, recordEvents: false, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = tokens.ToString(CultureInfo.InvariantCulture),
@@ -47,10 +48,16 @@ internal static class Fanout
 
         await rig.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(60));
         // Production, as deployed (the tests start theirs in Development, for the demo page's token endpoint).
-        var (notifier, address) = await rig.StartNotifierAsync(
-            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
-        processes.Add(notifier);
-        Out.Line($"fanout: {workers} workers balanced, notifier at {address}");
+        var addresses = new List<Uri>();
+        for (var i = 0; i < notifiers; i++)
+        {
+            var (notifier, address) = await rig.StartNotifierAsync(
+                new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+            processes.Add(notifier);
+            addresses.Add(address);
+        }
+
+        Out.Line($"fanout: {workers} workers balanced, notifiers at {string.Join(", ", addresses)} (clients spread over them)");
 
         var all = new List<Client>(clients);
         try
@@ -59,7 +66,7 @@ internal static class Fanout
             for (var start = 0; start < clients; start += batch)
             {
                 var group = await Task.WhenAll(Enumerable.Range(start, Math.Min(batch, clients - start))
-                    .Select(i => Client.ConnectAsync(address, $"fan-user-{i}")));
+                    .Select(i => Client.ConnectAsync(addresses[i % addresses.Count], $"fan-user-{i}")));
                 all.AddRange(group);
                 if (all.Count % 200 == 0 || all.Count == clients)
                 {
@@ -134,7 +141,7 @@ internal static class Fanout
                 Out.Line($"fanout: completed {completed}/{clients}; foreign events {foreign}; seq out of order {outOfOrder}; events without sentAt {missingSentAt}" +
                          (failed.Count > 0 ? $"; failed: {string.Join(", ", failed)}" : ""));
 
-                var table = result.Add(new Table($"{label} — {clients} clients streaming at once ({workers} workers, 1 notifier, {tokens} tokens × {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms)",
+                var table = result.Add(new Table($"{label} — {clients} clients streaming at once ({workers} workers, {notifiers} notifier{(notifiers > 1 ? "s" : "")}, {tokens} tokens × {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms)",
                     "figure", "value"));
                 table.Row("streaming phase (first SendMessage → last final event at a client)", $"{Out.F(streaming, "0.00")} s");
                 table.Row("worker deltas delivered, all clients (counted by seq)", Out.I(deltas));

@@ -28,13 +28,13 @@ public sealed record BrokerPermissions(string Configure, string Write, string Re
         @"^(workers\.worker-control\..*|workers\.chat-control|workers\.chat-requests\.p[0-9]+)$");
 
     /// <summary>
-    /// Publishes requests (as the token's user) and control messages; reads the events fanout through its own queue.
-    /// Never reads a partition queue.
+    /// Publishes requests (as the token's user) and control messages; reads the by-session events exchange through its
+    /// own queue, bound to the sessions its connections watch. Never reads a partition queue.
     /// </summary>
     public static BrokerPermissions Notifier { get; } = new(
-        @"^(workers\.notifier-events\..*|workers\.chat-events|workers\.chat-requests|workers\.chat-control)$",
+        @"^(workers\.notifier-events\..*|workers\.chat-events\.by-session|workers\.chat-requests|workers\.chat-control)$",
         @"^(workers\.notifier-events\..*|workers\.chat-requests|workers\.chat-control)$",
-        @"^(workers\.notifier-events\..*|workers\.chat-events)$");
+        @"^(workers\.notifier-events\..*|workers\.chat-events\.by-session)$");
 
     /// <summary>Setup and operations only: declares the topology, reads the error queue.</summary>
     public static BrokerPermissions Admin { get; } = new(".*", ".*", ".*");

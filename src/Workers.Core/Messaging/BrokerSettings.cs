@@ -36,8 +36,22 @@ public static class BrokerSettings
         cfg.Publish<ChatRequested>(p => p.ExchangeType = "direct");
         // The reply events' common shape is not a message of its own: no exchange, no binding, nothing to declare.
         cfg.Publish<IReplyEvent>(p => p.Exclude = true);
+        // The events fanout ignores routing keys; the by-session exchange bound to it routes by them.
+        foreach (var replyEvent in ReplyEvents.Types)
+        {
+            RouteEventMethod.MakeGenericMethod(replyEvent).Invoke(null, [cfg]);
+        }
+
+        cfg.Send<TurnProgress>(s => s.UseRoutingKeyFormatter(_ => Partitioning.TurnLifecycleKey));
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
     }
+
+    private static readonly System.Reflection.MethodInfo RouteEventMethod =
+        typeof(BrokerSettings).GetMethod(nameof(RouteEvent), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!;
+
+    private static void RouteEvent<T>(IRabbitMqBusFactoryConfigurator cfg)
+        where T : class, IReplyEvent =>
+        cfg.Send<T>(s => s.UseRoutingKeyFormatter(c => Partitioning.EventRoutingKey(c.Message)));
 
     private static void StampLogin(SendContext context, string login)
     {

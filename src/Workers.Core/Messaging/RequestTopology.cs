@@ -25,6 +25,9 @@ public static class RequestTopology
             cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(Partitioning.EventsExchange, ExchangeType.Fanout, durable: true, autoDelete: false,
             cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(Partitioning.SessionEventsExchange, ExchangeType.Direct, durable: true, autoDelete: false,
+            cancellationToken: cancellationToken);
+        await channel.ExchangeBindAsync(Partitioning.SessionEventsExchange, Partitioning.EventsExchange, "", cancellationToken: cancellationToken);
         var arguments = new Dictionary<string, object?>
         {
             ["x-queue-type"] = topology.QueueType,
@@ -70,7 +73,7 @@ public static class RequestTopology
         var names = new List<(bool Exchange, string Name)>
         {
             (true, Partitioning.RequestsExchange), (true, Partitioning.ControlExchange), (true, Partitioning.EventsExchange),
-            (false, ErrorQueue),
+            (true, Partitioning.SessionEventsExchange), (false, ErrorQueue),
         };
         names.AddRange(Enumerable.Range(0, topology.Partitions).Select(p => (false, Partitioning.QueueName(p))));
         foreach (var (exchange, name) in names)

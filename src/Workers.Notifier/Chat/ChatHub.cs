@@ -28,7 +28,7 @@ public sealed class ChatHub(
         var id = SessionIds.Parse(sessionId);
         await sessions.GetAsync(UserId, id, Context.ConnectionAborted);
         // Registered before the history is read, so nothing published meanwhile falls between the two.
-        var subscriber = subscriptions.Begin(Context.ConnectionId, UserId, id, Math.Max(0, afterSeq));
+        var subscriber = await subscriptions.BeginAsync(Context.ConnectionId, UserId, id, Math.Max(0, afterSeq), Context.ConnectionAborted);
         try
         {
             var events = await replay.AfterAsync(UserId, id, Math.Max(0, afterSeq), Context.ConnectionAborted);

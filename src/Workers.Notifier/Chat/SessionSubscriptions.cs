@@ -12,24 +12,40 @@ namespace Workers.Notifier.Chat;
 /// into the replay by seq, so the client gets each event after its last seq once, in order. Delivery only queues an
 /// event on the connection's <see cref="ConnectionOutbox"/>; it never waits for a client.
 /// </summary>
-public sealed class SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<LimitOptions> limits, ILogger<ConnectionOutbox> logger)
+public sealed class SessionSubscriptions
 {
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<string, Subscriber>> _bySession = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, Subscriber>> _byConnection = new();
     private readonly ConcurrentDictionary<string, ConnectionOutbox> _outboxes = new();
+    private readonly IHubContext<ChatHub> _hub;
+    private readonly IOptions<LimitOptions> _limits;
+    private readonly SessionRoutes _routes;
+    private readonly ILogger<ConnectionOutbox> _logger;
+
+    public SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<LimitOptions> limits, SessionRoutes routes, ILogger<ConnectionOutbox> logger)
+    {
+        _hub = hub;
+        _limits = limits;
+        _routes = routes;
+        _logger = logger;
+        routes.IsWatched = _bySession.ContainsKey;
+    }
 
     /// <summary>A connection opened: gives it its outbox, whose overflow closes the connection.</summary>
     public ConnectionOutbox Connect(HubCallerContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var outbox = new ConnectionOutbox(connection.ConnectionId, hub.Clients.Client(connection.ConnectionId), connection.Abort,
-            limits.Value.MaxQueuedBytesPerConnection, logger);
+        var outbox = new ConnectionOutbox(connection.ConnectionId, _hub.Clients.Client(connection.ConnectionId), connection.Abort,
+            _limits.Value.MaxQueuedBytesPerConnection, _logger);
         _outboxes[connection.ConnectionId] = outbox;
         return outbox;
     }
 
-    /// <summary>Registers a subscription in replay mode: live events are buffered until <see cref="GoLive"/>.</summary>
-    public Subscriber Begin(string connectionId, string userId, Guid sessionId, long afterSeq)
+    /// <summary>
+    /// Registers a subscription in replay mode (live events are buffered until <see cref="GoLive"/>) and returns once
+    /// the session's events are routed to this notifier, so nothing published after that is missed.
+    /// </summary>
+    public async Task<Subscriber> BeginAsync(string connectionId, string userId, Guid sessionId, long afterSeq, CancellationToken cancellationToken)
     {
         var outbox = _outboxes.TryGetValue(connectionId, out var open) ? open
             : throw new InvalidOperationException($"connection {connectionId} is not open");
@@ -40,6 +56,16 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<Limi
         }
 
         _byConnection.GetOrAdd(connectionId, _ => new())[sessionId] = subscriber;
+        try
+        {
+            await _routes.WatchAsync(sessionId, cancellationToken);
+        }
+        catch
+        {
+            Remove(connectionId, sessionId);
+            throw;
+        }
+
         return subscriber;
     }
 
@@ -74,6 +100,7 @@ public sealed class SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<Limi
             if (_bySession.TryGetValue(sessionId, out var connections) && connections.TryRemove(connectionId, out _) && connections.IsEmpty)
             {
                 _bySession.TryRemove(sessionId, out _);
+                _ = _routes.ForgetAsync(sessionId);
             }
         }
     }

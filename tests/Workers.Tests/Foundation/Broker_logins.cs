@@ -61,8 +61,10 @@ public sealed class Broker_logins(ServicesFixture services)
         Assert.Equal(AccessRefused, refused.ShutdownReason?.ReplyCode);
     }
 
-    [Fact]
-    public async Task Only_the_notifier_and_the_admin_may_read_the_events_exchange()
+    [Theory]
+    [InlineData(Partitioning.EventsExchange)]
+    [InlineData(Partitioning.SessionEventsExchange)]
+    public async Task Only_the_notifier_and_the_admin_may_read_the_events_exchange(string exchange)
     {
         await using var pool = await WorkersSystem.CreateAsync(services.Services, recordEvents: false);
         await using var worker = await ConnectAsync(services.Services.Worker.On(pool.Broker.Options));
@@ -71,7 +73,7 @@ public sealed class Broker_logins(ServicesFixture services)
         var own = $"{BrokerPermissions.WorkerControlPrefix}spy";
         await channel.QueueDeclareAsync(own, durable: false, exclusive: true, autoDelete: true);
         var refused = await Assert.ThrowsAsync<OperationInterruptedException>(() =>
-            channel.QueueBindAsync(own, Partitioning.EventsExchange, ""));
+            channel.QueueBindAsync(own, exchange, ""));
         Assert.Equal(AccessRefused, refused.ShutdownReason?.ReplyCode);
     }
 

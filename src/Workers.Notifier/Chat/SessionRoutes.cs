@@ -1,0 +1,160 @@
+using MassTransit;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using Workers.Contracts;
+using Workers.Core.Hosting;
+using Workers.Core.Messaging;
+
+namespace Workers.Notifier.Chat;
+
+/// <summary>
+/// Which sessions' events reach this notifier: its queue is bound to <see cref="Partitioning.SessionEventsExchange"/>
+/// with the id of every session one of its connections watches (bound on the first watcher, unbound after the last),
+/// plus <see cref="Partitioning.TurnLifecycleKey"/>. So a notifier receives the event stream of its own clients'
+/// sessions, not every event of the system, and adding notifiers adds capacity. MassTransit declares the queue and
+/// its fixed binding; the per-session bindings go over a plain AMQP channel of this notifier's login, and are bound
+/// again whenever MassTransit re-creates the queue (it is auto-deleted with a lost connection).
+/// </summary>
+public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<SessionRoutes> logger)
+    : IReceiveEndpointObserver, IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly HashSet<Guid> _bound = [];
+    private IConnection? _connection;
+    private IChannel? _channel;
+
+    /// <summary>This notifier's events queue, named at registration.</summary>
+    public string Queue { get; } = $"{BrokerPermissions.NotifierEventsPrefix}{NewId.NextGuid():N}";
+
+    /// <summary>Sessions watched here; set by <see cref="SessionSubscriptions"/>, read when deciding to unbind.</summary>
+    public Func<Guid, bool> IsWatched { get; set; } = _ => false;
+
+    /// <summary>Makes sure the session's events reach this notifier; returns once the broker confirmed the binding.</summary>
+    public async Task WatchAsync(Guid sessionId, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_bound.Contains(sessionId))
+            {
+                return;
+            }
+
+            var channel = await ChannelAsync(cancellationToken);
+            await channel.QueueBindAsync(Queue, Partitioning.SessionEventsExchange, sessionId.ToString("D"), cancellationToken: cancellationToken);
+            _bound.Add(sessionId);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Called after a session lost a watcher here: unbinds it if nobody here watches it any more.</summary>
+    public async Task ForgetAsync(Guid sessionId)
+    {
+        try
+        {
+            await _gate.WaitAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            return; // shutting down: the queue goes with the connection
+        }
+
+        try
+        {
+            if (!_bound.Contains(sessionId) || IsWatched(sessionId))
+            {
+                return;
+            }
+
+            var channel = await ChannelAsync(CancellationToken.None);
+            await channel.QueueUnbindAsync(Queue, Partitioning.SessionEventsExchange, sessionId.ToString("D"));
+            _bound.Remove(sessionId);
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or IOException or OperationCanceledException)
+        {
+            // A binding left behind only brings events this notifier drops; the next re-creation of the queue clears it.
+            logger.LogWarning("Could not unbind session {SessionId} from {Queue}: {Error}", sessionId, Queue, e.Message);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task Ready(ReceiveEndpointReady ready)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        if (!ready.InputAddress.AbsolutePath.EndsWith(Queue, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        // The queue is new (first start, or re-declared after a lost connection): bind every watched session again.
+        await _gate.WaitAsync();
+        try
+        {
+            if (_bound.Count == 0)
+            {
+                return;
+            }
+
+            var channel = await ChannelAsync(CancellationToken.None);
+            foreach (var sessionId in _bound)
+            {
+                await channel.QueueBindAsync(Queue, Partitioning.SessionEventsExchange, sessionId.ToString("D"));
+            }
+
+            logger.LogInformation("Bound {Count} watched sessions to {Queue} again", _bound.Count, Queue);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public Task Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;
+
+    public Task Completed(ReceiveEndpointCompleted completed) => Task.CompletedTask;
+
+    public Task Faulted(ReceiveEndpointFaulted faulted) => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_channel is not null)
+        {
+            await _channel.DisposeAsync();
+        }
+
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync();
+        }
+
+        _gate.Dispose();
+    }
+
+    /// <summary>One channel, used under the gate; opened again after a failure.</summary>
+    private async Task<IChannel> ChannelAsync(CancellationToken cancellationToken)
+    {
+        if (_channel is { IsOpen: true })
+        {
+            return _channel;
+        }
+
+        if (_connection is not { IsOpen: true })
+        {
+            if (_connection is not null)
+            {
+                await _connection.DisposeAsync();
+            }
+
+            _connection = await BrokerConnections.Factory(rabbit.Value, "notifier session routes").CreateConnectionAsync(cancellationToken);
+        }
+
+        _channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        return _channel;
+    }
+}
