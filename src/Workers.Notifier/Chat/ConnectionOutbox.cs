@@ -46,7 +46,9 @@ public sealed class ConnectionOutbox
     {
         ArgumentNullException.ThrowIfNull(clientEvent);
         var size = clientEvent.Utf8Json.Length;
-        if (Interlocked.Add(ref _queuedBytes, size) > _maxBytes)
+        var queued = Interlocked.Add(ref _queuedBytes, size);
+        // One event alone is always taken (a long final reply may exceed a small bound): only a backlog overflows.
+        if (queued > _maxBytes && queued > size)
         {
             Interlocked.Add(ref _queuedBytes, -size);
             Overflow();
