@@ -36,6 +36,10 @@ public sealed class HostProcess : IAsyncDisposable
     public static HostProcess StartHost(string project, string id, IEnumerable<KeyValuePair<string, string>> settings) =>
         StartDll(Repository.HostDll(project), [], id, settings);
 
+    /// <summary>The benchmark program (<c>bench/Workers.Benchmarks</c>) with <paramref name="args"/>; it inherits this
+    /// process's environment, so it finds the same services.</summary>
+    public static HostProcess StartBenchmark(string[] args, string id) => StartDll(Repository.BenchmarkDll(), args, id, []);
+
     /// <summary>The running program's own assembly in a helper role (a baseline consumer, a publisher).</summary>
     public static HostProcess StartSelf(string[] args, string id, IEnumerable<KeyValuePair<string, string>> settings) =>
         StartDll((Assembly.GetEntryAssembly() ?? throw new InvalidOperationException("no entry assembly")).Location, args, id, settings);

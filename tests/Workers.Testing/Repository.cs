@@ -9,11 +9,16 @@ public static class Repository
     /// The build output of a host project, in the configuration the running program was built in: a Release test run
     /// or benchmark starts Release hosts, a Debug one Debug hosts, so one build is all it takes.
     /// </summary>
-    public static string HostDll(string project)
+    public static string HostDll(string project) => BuildOutput("src", project);
+
+    /// <summary>The benchmark program's build output, in the same configuration (see <see cref="HostDll"/>).</summary>
+    public static string BenchmarkDll() => BuildOutput("bench", "Workers.Benchmarks");
+
+    private static string BuildOutput(string folder, string project)
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}",
             StringComparison.Ordinal) ? "Release" : "Debug";
-        var path = Path.Combine(Root, "src", project, "bin", configuration, "net10.0", $"{project}.dll");
+        var path = Path.Combine(Root, folder, project, "bin", configuration, "net10.0", $"{project}.dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"build {project} first (dotnet build -c {configuration})", path);
     }
 
