@@ -30,16 +30,10 @@ public sealed class ConnectionOutbox
         _disconnect = disconnect;
         _maxBytes = maxBytes;
         _logger = logger;
-        Written = Task.Run(WriteAsync);
+        _ = Task.Run(WriteAsync);
     }
 
     public string ConnectionId { get; }
-
-    /// <summary>Ends when the connection is closed and the writer has stopped.</summary>
-    public Task Written { get; }
-
-    /// <summary>Bytes of JSON queued and not yet handed to the connection.</summary>
-    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
     /// <summary>Queues the event; false when the connection is closed or has just been closed for falling behind.</summary>
     public bool Enqueue(ClientEvent clientEvent)

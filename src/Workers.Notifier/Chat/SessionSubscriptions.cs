@@ -32,13 +32,12 @@ public sealed class SessionSubscriptions
     }
 
     /// <summary>A connection opened: gives it its outbox, whose overflow closes the connection.</summary>
-    public ConnectionOutbox Connect(HubCallerContext connection)
+    public void Connect(HubCallerContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var outbox = new ConnectionOutbox(connection.ConnectionId, _hub.Clients.Client(connection.ConnectionId), connection.Abort,
             _limits.Value.MaxQueuedBytesPerConnection, _logger);
         _outboxes[connection.ConnectionId] = outbox;
-        return outbox;
     }
 
     /// <summary>
