@@ -12,8 +12,9 @@ namespace Workers.Notifier.Chat;
 /// with the id of every session one of its connections watches (bound on the first watcher, unbound after the last),
 /// plus <see cref="Partitioning.TurnLifecycleKey"/>. So a notifier receives the event stream of its own clients'
 /// sessions, not every event of the system, and adding notifiers adds capacity. MassTransit declares the queue and
-/// its fixed binding; the per-session bindings go over a plain AMQP channel of this notifier's login, and are bound
-/// again whenever MassTransit re-creates the queue (it is auto-deleted with a lost connection).
+/// its fixed binding; the per-session bindings go over a plain AMQP channel of this notifier's login. The queue and its
+/// bindings outlive a lost connection (durable, expiring a minute after its consumer left); should it have expired
+/// meanwhile, the bindings are made again when MassTransit declares it anew.
 /// </summary>
 public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<SessionRoutes> logger)
     : IReceiveEndpointObserver, IAsyncDisposable
@@ -59,7 +60,7 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
         }
         catch (ObjectDisposedException)
         {
-            return; // shutting down: the queue goes with the connection
+            return; // shutting down: the queue and its bindings expire a minute after this notifier stopped
         }
 
         try
@@ -75,7 +76,7 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
         }
         catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or IOException or OperationCanceledException)
         {
-            // A binding left behind only brings events this notifier drops; the next re-creation of the queue clears it.
+            // A binding left behind only brings events this notifier drops (nobody here watches the session).
             logger.LogWarning("Could not unbind session {SessionId} from {Queue}: {Error}", sessionId, Queue, e.Message);
         }
         finally
@@ -92,7 +93,8 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
             return;
         }
 
-        // The queue is new (first start, or re-declared after a lost connection): bind every watched session again.
+        // The endpoint (re)started, after a lost connection perhaps long enough for the queue to expire with its
+        // bindings: bind every watched session again (binding is idempotent).
         await _gate.WaitAsync();
         try
         {
