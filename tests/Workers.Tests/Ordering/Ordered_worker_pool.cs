@@ -107,7 +107,9 @@ public sealed class Ordered_worker_pool(ServicesFixture services)
         {
             await Task.Delay(TimeSpan.FromSeconds(1.5));
             workers.Add(await pool.StartWorkerAsync());
-            var balanced = await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(10));
+            // A hand-over waits for the partition's turns in flight; on this 2-core VM's slow spells (its speed varies
+            // by up to 40 %) that took over 10 s once in four full runs, so the bound is 20 s. The time is reported.
+            var balanced = await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(20));
             Report($"{workers.Count} workers balanced {balanced.TotalSeconds:F1} s after the newest was ready; " +
                    $"{await pool.TurnCountAsync()} turns so far");
         }
