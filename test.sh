@@ -42,7 +42,18 @@ count() {
     { while (match($0, key "=\"[0-9]+\"")) { v = substr($0, RSTART + length(key) + 2, RLENGTH - length(key) - 3); s += v; $0 = substr($0, RSTART + RLENGTH) } }
     END { print s + 0 }' || echo 0
 }
-passed=$(count passed); failed=$(count failed); errors=$(count error); timeouts=$(count timeout); skipped=$(count notExecuted)
+# A failing test's name and the first lines of its message, last before the count: a log cut to its tail still shows them.
+failures() {
+  cat "$results"/*.trx 2>/dev/null | awk '
+    /<UnitTestResult / && /outcome="(Failed|Error|Timeout)"/ { if (match($0, /testName="[^"]*"/)) { name = substr($0, RSTART + 10, RLENGTH - 11); print "FAILED " name; grab = 1; lines = 0 } }
+    grab && /<Message>/ { sub(/.*<Message>/, ""); inmsg = 1 }
+    grab && inmsg { line = $0; sub(/<\/Message>.*/, "", line); if (lines < 6) print "    " line; lines++; if ($0 ~ /<\/Message>/) { inmsg = 0; grab = 0 } }
+  ' || true
+}
+failures
+passed=$(count passed); failed=$(count failed); errors=$(count error); timeouts=$(count timeout)
+# xUnit's skipped tests are neither executed nor counted as notExecuted in the TRX counters: total - executed.
+skipped=$(( $(count total) - $(count executed) ))
 failed=$(( ${failed:-0} + ${errors:-0} + ${timeouts:-0} ))
 echo "${passed:-0} passed, ${failed} failed, ${skipped:-0} skipped"
 if [ "${passed:-0}" -eq 0 ] || [ "$failed" -ne 0 ]; then status=1; fi
