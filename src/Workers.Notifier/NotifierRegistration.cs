@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
+using Workers.Core.Telemetry;
 using Workers.Notifier.Auth;
 using Workers.Notifier.Chat;
 using Workers.Notifier.Sending;
@@ -18,6 +19,9 @@ public static class NotifierRegistration
     public static WebApplicationBuilder AddNotifier(this WebApplicationBuilder builder)
     {
         builder.AddWorkersCore();
+        // SignalR's span per hub method call, and its connection metrics (signalr.server.active_connections, ...).
+        builder.AddWorkersTelemetry(sources: ["Microsoft.AspNetCore.SignalR.Server"],
+            meters: ["Microsoft.AspNetCore.Http.Connections", "Microsoft.AspNetCore.SignalR.Server"]);
         var services = builder.Services;
         services.AddMassTransit(x =>
         {
@@ -59,6 +63,7 @@ public static class NotifierRegistration
         });
         builder.AddNotifierAuth();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
+        services.AddSingleton<NotifierMetrics>();
         services.AddSingleton<SessionLifecycle>();
         services.AddSingleton<SessionRoutes>();
         services.AddSingleton<SessionSubscriptions>();
@@ -85,7 +90,8 @@ public static class NotifierRegistration
         app.MapSessionEndpoints();
         app.MapDevTokens();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapHealthChecks("/health/ready", HealthJson.Ready);
+        app.MapMetrics();
         app.Lifetime.ApplicationStarted.Register(() =>
             app.Logger.LogInformation("Notifier ready on {Addresses} ({Environment})", string.Join(", ", app.Urls),
                 app.Environment.EnvironmentName));

@@ -1,5 +1,6 @@
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
+using Workers.Core.Telemetry;
 using Workers.Worker;
 
 return await StartupGuard.RunAsync(async () =>
@@ -9,6 +10,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddWorker();
     var app = builder.Build();
     app.MapWorkerHealth();
+    app.MapMetrics();
     await app.CheckBrokerTopologyAsync();
     await app.RunAsync();
 });

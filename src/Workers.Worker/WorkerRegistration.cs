@@ -7,6 +7,7 @@ using Microsoft.SemanticKernel.ChatCompletion;
 using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
+using Workers.Core.Telemetry;
 using Workers.Worker.Retention;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
@@ -19,6 +20,8 @@ public static class WorkerRegistration
     public static WebApplicationBuilder AddWorker(this WebApplicationBuilder builder)
     {
         builder.AddWorkersCore();
+        // Semantic Kernel's own spans of the model call, when it is told to emit them (an AppContext switch).
+        builder.AddWorkersTelemetry(sources: ["Microsoft.SemanticKernel*"], meters: ["Microsoft.SemanticKernel*"]);
         var services = builder.Services;
         services.AddMassTransit(x =>
         {
@@ -45,6 +48,7 @@ public static class WorkerRegistration
         var development = builder.Environment.IsDevelopment();
         services.PostConfigure<ModelOptions>(o => o.Offline.Directives ??= development);
         services.AddSingleton<WorkerIdentity>();
+        services.AddSingleton<WorkerMetrics>();
         services.AddSingleton<SessionLanes>();
         services.AddSingleton<ActiveTurns>();
         services.AddSingleton<TurnEvents>();

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Hosting;
+using Workers.Core.Telemetry;
 
 namespace Workers.Core.Messaging;
 
@@ -23,9 +24,10 @@ public static class BrokerSettings
         cfg.UseWorkersTopology(context.GetRequiredService<IOptions<TopologyOptions>>().Value.Partitions);
         // Every message says which login sent it, and the broker refuses a user-id that is not the connection's login:
         // a worker can tell (and record) which producer asserted a request's userId.
+        // And the W3C trace context of the span it was sent in, so a reply event's delivery joins its request's trace.
         var login = rabbit.Username;
-        cfg.ConfigurePublish(publish => publish.UseExecute(c => StampLogin(c, login)));
-        cfg.ConfigureSend(send => send.UseSendExecute(c => StampLogin(c, login)));
+        cfg.ConfigurePublish(publish => publish.UseExecute(c => Stamp(c, login)));
+        cfg.ConfigureSend(send => send.UseSendExecute(c => Stamp(c, login)));
     }
 
     /// <summary>Maps each contract type onto its exchange: requests partitioned, control and events fanned out.</summary>
@@ -53,8 +55,17 @@ public static class BrokerSettings
         where T : class, IReplyEvent =>
         cfg.Send<T>(s => s.UseRoutingKeyFormatter(c => Partitioning.EventRoutingKey(c.Message)));
 
-    private static void StampLogin(SendContext context, string login)
+    private static void Stamp(SendContext context, string login)
     {
+        if (WorkersTelemetry.TryCurrent(out var traceParent, out var traceState))
+        {
+            context.Headers.Set(WorkersTelemetry.TraceParentHeader, traceParent);
+            if (traceState is not null)
+            {
+                context.Headers.Set(WorkersTelemetry.TraceStateHeader, traceState);
+            }
+        }
+
         if (context.TryGetPayload<RabbitMqSendContext>(out var amqp))
         {
             amqp.BasicProperties.UserId = login;

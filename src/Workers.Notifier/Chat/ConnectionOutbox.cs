@@ -19,13 +19,16 @@ public sealed class ConnectionOutbox
     private readonly ISingleClientProxy _client;
     private readonly Action _disconnect;
     private readonly long _maxBytes;
+    private readonly NotifierMetrics _metrics;
     private readonly ILogger _logger;
     private long _queuedBytes;
     private int _overflowed;
 
-    public ConnectionOutbox(string connectionId, ISingleClientProxy client, Action disconnect, long maxBytes, ILogger logger)
+    public ConnectionOutbox(string connectionId, ISingleClientProxy client, Action disconnect, long maxBytes, NotifierMetrics metrics,
+        ILogger logger)
     {
         ConnectionId = connectionId;
+        _metrics = metrics;
         _client = client;
         _disconnect = disconnect;
         _maxBytes = maxBytes;
@@ -34,6 +37,8 @@ public sealed class ConnectionOutbox
     }
 
     public string ConnectionId { get; }
+
+    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
     /// <summary>Queues the event; false when the connection is closed or has just been closed for falling behind.</summary>
     public bool Enqueue(ClientEvent clientEvent)
@@ -67,6 +72,7 @@ public sealed class ConnectionOutbox
         {
             _logger.LogWarning("Disconnected {ConnectionId}: more than {MaxBytes} bytes of events waiting for it (the client is not reading)",
                 ConnectionId, _maxBytes);
+            _metrics.SlowClientDisconnected();
             Close();
             _disconnect();
         }
@@ -107,7 +113,12 @@ public sealed class ConnectionOutbox
                 while (reader.TryRead(out var clientEvent))
                 {
                     Interlocked.Add(ref _queuedBytes, -clientEvent.Utf8Json.Length);
-                    await _client.SendAsync("event", MergeQueuedDeltas(reader, clientEvent)).ConfigureAwait(false);
+                    var sent = MergeQueuedDeltas(reader, clientEvent);
+                    await _client.SendAsync("event", sent).ConfigureAwait(false);
+                    if (sent.SentAt is { } sentAt && !sent.Snapshot)
+                    {
+                        _metrics.Delivered(sentAt);
+                    }
                 }
             }
         }

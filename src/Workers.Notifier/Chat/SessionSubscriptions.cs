@@ -21,10 +21,13 @@ public sealed class SessionSubscriptions
     private readonly IOptions<LimitOptions> _limits;
     private readonly SessionRoutes _routes;
     private readonly ILogger<ConnectionOutbox> _logger;
+    private readonly NotifierMetrics _metrics;
 
-    public SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<LimitOptions> limits, SessionRoutes routes, ILogger<ConnectionOutbox> logger)
+    public SessionSubscriptions(IHubContext<ChatHub> hub, IOptions<LimitOptions> limits, SessionRoutes routes, NotifierMetrics metrics,
+        ILogger<ConnectionOutbox> logger)
     {
         _hub = hub;
+        _metrics = metrics;
         _limits = limits;
         _routes = routes;
         _logger = logger;
@@ -36,7 +39,7 @@ public sealed class SessionSubscriptions
     {
         ArgumentNullException.ThrowIfNull(connection);
         var outbox = new ConnectionOutbox(connection.ConnectionId, _hub.Clients.Client(connection.ConnectionId), connection.Abort,
-            _limits.Value.MaxQueuedBytesPerConnection, _logger);
+            _limits.Value.MaxQueuedBytesPerConnection, _metrics, _logger);
         _outboxes[connection.ConnectionId] = outbox;
     }
 
@@ -120,15 +123,21 @@ public sealed class SessionSubscriptions
         }
     }
 
+    /// <summary>Watched sessions, subscriptions and bytes waiting in outboxes, for the metrics.</summary>
+    public (int Sessions, int Subscriptions, long QueuedBytes) Counts() =>
+        (_bySession.Count, _byConnection.Values.Sum(s => s.Count), _outboxes.Values.Sum(o => o.QueuedBytes));
+
     /// <summary>Called for each event in the order this notifier's queue delivers them (one at a time).</summary>
-    public void Deliver(ClientEvent clientEvent)
+    /// <returns>How many connections it was queued for.</returns>
+    public int Deliver(ClientEvent clientEvent)
     {
         ArgumentNullException.ThrowIfNull(clientEvent);
         if (!_bySession.TryGetValue(clientEvent.SessionId, out var subscribers))
         {
-            return;
+            return 0;
         }
 
+        var queued = 0;
         foreach (var subscriber in subscribers.Values)
         {
             // The owner check on every event, not only at subscribe: a subscription never sees another user's event.
@@ -154,9 +163,14 @@ public sealed class SessionSubscriptions
 
                 subscriber.LastSeq = Math.Max(subscriber.LastSeq, clientEvent.Seq);
                 // Queued under the gate, so two deliveries for one subscriber cannot swap places on the way in.
-                subscriber.Outbox.Enqueue(clientEvent);
+                if (subscriber.Outbox.Enqueue(clientEvent))
+                {
+                    queued++;
+                }
             }
         }
+
+        return queued;
     }
 
     public sealed class Subscriber(ConnectionOutbox outbox, string userId, Guid sessionId, long afterSeq)

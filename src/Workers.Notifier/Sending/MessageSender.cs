@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Threading.RateLimiting;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Core.Telemetry;
 using Workers.Notifier.Sessions;
 
 namespace Workers.Notifier.Sending;
@@ -54,6 +56,12 @@ public sealed class MessageSender(
             RequestId = requestId ?? NewId.NextGuid(), SessionId = sessionId, UserId = userId, Text = text, SentAt = DateTimeOffset.UtcNow,
         };
         turnsInFlight.Sent(userId, request.RequestId);
+        // The trace's first message: the worker's turn and every reply event continue it (traceparent header).
+        using var span = WorkersTelemetry.Source.StartActivity("publish chat request", ActivityKind.Producer);
+        span?.SetTag("messaging.system", "rabbitmq");
+        span?.SetTag("messaging.operation.type", "send");
+        span?.SetTag(WorkersTelemetry.SessionIdTag, sessionId);
+        span?.SetTag(WorkersTelemetry.RequestIdTag, request.RequestId);
         try
         {
             await bus.Publish(request, cancellationToken);

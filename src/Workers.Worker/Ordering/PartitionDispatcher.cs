@@ -11,7 +11,7 @@ namespace Workers.Worker.Ordering;
 /// </summary>
 public sealed class PartitionDispatcher(
     SessionLanes lanes, TurnProcessor processor, TurnStore turns, TurnEvents events, IOptions<WorkerOptions> options,
-    ILogger<PartitionDispatcher> logger)
+    WorkerMetrics metrics, ILogger<PartitionDispatcher> logger)
 {
     private readonly int _maxDeliveries = options.Value.MaxDeliveries;
 
@@ -69,6 +69,7 @@ public sealed class PartitionDispatcher(
         if (!lanes.TryEnqueue(request.SessionId, item))
         {
             logger.LogWarning("Session {SessionId} busy: refused request {RequestId}", request.SessionId, request.RequestId);
+            metrics.Refused(ErrorCodes.SessionBusy);
             await events.FailedAsync(request, 0, ErrorCodes.SessionBusy,
                 "Too many messages are waiting in this session; send again when the current reply is done.");
             await delivery.AckAsync();
@@ -79,6 +80,7 @@ public sealed class PartitionDispatcher(
     internal async Task RefuseAsync(
         PartitionDelivery delivery, Guid? sessionId, Guid? requestId, string? userId, string code, string reason, Exception? exception)
     {
+        metrics.Refused(code);
         await delivery.DeadLetterAsync(new DeadLetter(code, reason, sessionId, requestId, userId, exception?.GetType().FullName));
         if (sessionId is { } session && userId is not null)
         {

@@ -23,6 +23,7 @@ public sealed class PartitionLeaseManager(
     IOptions<RabbitMqOptions> rabbitOptions,
     PartitionDispatcher dispatcher,
     WorkerIdentity identity,
+    WorkerMetrics metrics,
     ILogger<PartitionLeaseManager> logger) : BackgroundService
 {
     /// <summary>The unpooled data source of the lease connection: closing it must end the session and its locks.</summary>
@@ -205,6 +206,7 @@ public sealed class PartitionLeaseManager(
         lock (_owned)
         {
             _owned[partition] = consumer;
+            metrics.PartitionAcquired();
         }
 
         logger.LogInformation("Worker {WorkerId} owns partition {Partition} (epoch {Epoch})", identity.Id, partition, epoch);
@@ -218,6 +220,7 @@ public sealed class PartitionLeaseManager(
         {
             consumer = _owned[partition];
             _owned.Remove(partition);
+            metrics.PartitionReleased();
             _releasing[partition] = consumer.StopAsync(drainTimeout);
         }
 
@@ -250,6 +253,10 @@ public sealed class PartitionLeaseManager(
             consumers = [.. _owned.Values];
             _owned.Clear();
             _releasing.Clear();
+            for (var i = 0; i < consumers.Count; i++)
+            {
+                metrics.PartitionReleased();
+            }
         }
 
         // No drain: without the lease or the broker these turns cannot be acked; their commits are fenced by epoch.

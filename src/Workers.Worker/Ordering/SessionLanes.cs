@@ -15,6 +15,21 @@ public sealed class SessionLanes(IOptions<WorkerOptions> options, ILogger<Sessio
 
     public void Dispose() => _turnSlots.Dispose();
 
+    /// <summary>Sessions with a lane, and requests waiting behind each lane's head (for the metrics).</summary>
+    public (int Sessions, int Waiting) Depth()
+    {
+        lock (_lanes)
+        {
+            var waiting = 0;
+            foreach (var lane in _lanes.Values)
+            {
+                waiting += lane.Count - 1;
+            }
+
+            return (_lanes.Count, waiting);
+        }
+    }
+
     /// <returns>False when the session already has <see cref="WorkerOptions.MaxWaitingPerSession"/> requests waiting.</returns>
     public bool TryEnqueue(Guid sessionId, LaneItem item)
     {

@@ -6,6 +6,7 @@ using Microsoft.SemanticKernel.ChatCompletion;
 using Microsoft.SemanticKernel.Connectors.OpenAI;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Core.Telemetry;
 using Workers.Worker.Model;
 using Workers.Worker.Tools;
 
@@ -33,6 +34,11 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         ArgumentNullException.ThrowIfNull(reply);
         int promptTokens = 0, completionTokens = 0;
         double firstTokenMs = 0;
+        var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model) : ("offline", "offline");
+        using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
+        span?.SetTag("gen_ai.operation.name", "chat");
+        span?.SetTag("gen_ai.provider.name", provider);
+        span?.SetTag("gen_ai.request.model", modelName);
         try
         {
             await reply.StartedAsync(CancellationToken.None);
@@ -69,8 +75,19 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
             return Result(TurnStatus.Failed, ErrorCodes.ModelError);
         }
 
-        ModelCallResult Result(string status, string? errorCode) => new(status, errorCode, promptTokens,
-            completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens, firstTokenMs);
+        ModelCallResult Result(string status, string? errorCode)
+        {
+            var result = new ModelCallResult(status, errorCode, promptTokens,
+                completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens, firstTokenMs);
+            span?.SetTag("gen_ai.usage.input_tokens", result.PromptTokens);
+            span?.SetTag("gen_ai.usage.output_tokens", result.CompletionTokens);
+            if (errorCode is not null && status == TurnStatus.Failed)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, errorCode);
+            }
+
+            return result;
+        }
     }
 
     /// <summary>A kernel per turn: its tools are bound to this turn's user and session, never to arguments the model

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Core.Telemetry;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
 
@@ -21,6 +22,7 @@ public sealed class TurnProcessor(
     ActiveTurns activeTurns,
     IOptions<ModelOptions> modelOptions,
     IOptions<WorkerOptions> workerOptions,
+    WorkerMetrics metrics,
     ILogger<TurnProcessor> logger)
 {
     private readonly ModelOptions _model = modelOptions.Value;
@@ -28,6 +30,7 @@ public sealed class TurnProcessor(
 
     public async Task ProcessAsync(ChatRequested request, PartitionDelivery delivery)
     {
+        using var span = StartTurnSpan(request, delivery);
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -44,6 +47,8 @@ public sealed class TurnProcessor(
             catch (ChatErrorException e)
             {
                 logger.LogInformation("Turn {RequestId} of session {SessionId} refused: {Code}", request.RequestId, request.SessionId, e.Code);
+                metrics.Refused(e.Code);
+                span?.SetStatus(ActivityStatusCode.Error, e.Code);
                 await events.FailedAsync(request, 0, e.Code, e.Message);
                 await delivery.AckAsync();
                 return;
@@ -53,6 +58,8 @@ public sealed class TurnProcessor(
                 // The type and the stack, not the message: an exception's message can quote the user's text.
                 logger.LogError("Turn {RequestId} of session {SessionId} failed: {Error} {StackTrace}", request.RequestId,
                     request.SessionId, e.GetType().FullName, e.StackTrace);
+                metrics.Refused(ErrorCodes.InternalError);
+                span?.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
                 await TryKeepParkedAsync(request, ErrorCodes.InternalError, $"unexpected {e.GetType().Name}", delivery.DeliveryCount);
                 await delivery.DeadLetterAsync(new DeadLetter(ErrorCodes.InternalError, $"unexpected {e.GetType().Name}",
                     request.SessionId, request.RequestId, request.UserId, e.GetType().FullName));
@@ -67,7 +74,12 @@ public sealed class TurnProcessor(
     {
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
-        var session = await turns.StartAsync(request);
+        TurnStart session;
+        using (WorkersTelemetry.Source.StartActivity("load session"))
+        {
+            session = await turns.StartAsync(request);
+        }
+
         if (session.AlreadyProcessed)
         {
             await AckProcessedAsync(request, delivery);
@@ -81,6 +93,7 @@ public sealed class TurnProcessor(
             return;
         }
 
+        metrics.TurnStarted();
         var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars);
         ModelCallResult result;
         using (var cancel = activeTurns.Start(reply))
@@ -103,7 +116,13 @@ public sealed class TurnProcessor(
             FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
             Producer = delivery.Properties.UserId,
         };
-        if (!await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease))
+        bool committed;
+        using (WorkersTelemetry.Source.StartActivity("commit turn"))
+        {
+            committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease);
+        }
+
+        if (!committed)
         {
             // Another worker owns the partition now (or already committed this turn). Acking would drop a request
             // nobody persisted: leave it unacked and give the partition up, so the broker hands it, and everything
@@ -122,7 +141,14 @@ public sealed class TurnProcessor(
                 request.SessionId, request.RequestId, request.UserId));
         }
 
-        await events.FinalAsync(TurnFinalEvent.Of(turn, result.FirstTokenMs, Stopwatch.GetElapsedTime(started).TotalMilliseconds));
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        metrics.TurnEnded(turn.Status, turn.ErrorCode, elapsed, result.FirstTokenMs, turn.PromptTokens, turn.CompletionTokens);
+        if (turn.Status == TurnStatus.Failed)
+        {
+            Activity.Current?.SetStatus(ActivityStatusCode.Error, turn.ErrorCode);
+        }
+
+        await events.FinalAsync(TurnFinalEvent.Of(turn, result.FirstTokenMs, elapsed.TotalMilliseconds));
         await delivery.AckAsync();
     }
 
@@ -145,6 +171,7 @@ public sealed class TurnProcessor(
         logger.LogError("Parked request {RequestId} of session {SessionId} after {Attempts} attempts",
             request.RequestId, request.SessionId, session.Attempts);
         var reason = $"started {session.Attempts} times without completing; parked";
+        metrics.Refused(ErrorCodes.Poisoned);
         await turns.ParkAsync(request, ErrorCodes.Poisoned, reason, session.Attempts);
         await delivery.DeadLetterAsync(new DeadLetter(ErrorCodes.Poisoned, reason, request.SessionId, request.RequestId, request.UserId));
         await events.FailedAsync(request, session.FirstSeq, ErrorCodes.Poisoned, "This message could not be processed and was set aside.");
@@ -164,6 +191,25 @@ public sealed class TurnProcessor(
             logger.LogWarning("Could not keep parked request {RequestId} of session {SessionId}: {Error}", request.RequestId,
                 request.SessionId, e.GetType().Name);
         }
+    }
+
+    /// <summary>The span of one turn (a consumer span), child of the trace its request's <c>traceparent</c> header names.</summary>
+    private static Activity? StartTurnSpan(ChatRequested request, PartitionDelivery delivery)
+    {
+        var activity = WorkersTelemetry.Source.StartActivity("chat turn", ActivityKind.Consumer,
+            WorkersTelemetry.ParentFrom(delivery.Properties.Headers));
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("messaging.system", "rabbitmq");
+            activity.SetTag("messaging.operation.type", "process");
+            activity.SetTag("messaging.destination.name", Partitioning.QueueName(delivery.Lease.Partition));
+            activity.SetTag("messaging.message.id", delivery.Properties.MessageId);
+            activity.SetTag(WorkersTelemetry.SessionIdTag, request.SessionId);
+            activity.SetTag(WorkersTelemetry.RequestIdTag, request.RequestId);
+            activity.SetTag("workers.partition.epoch", delivery.Lease.Epoch);
+        }
+
+        return activity;
     }
 
     private static bool IsTransient(Exception e) =>

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Workers.Tests.Infrastructure;
 
 namespace Workers.Tests.Foundation;
@@ -37,11 +38,26 @@ public sealed class Hosts(ServicesFixture services)
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
         await WaitUntilReadyAsync(http);
 
+        // Readiness says what it checked, as JSON, and which partitions this worker owns.
+        await pool.WaitForBalanceAsync([worker], TimeSpan.FromSeconds(15));
+        using (var ready = JsonDocument.Parse(await http.GetStringAsync("/health/ready")))
+        {
+            Assert.Equal("Healthy", ready.RootElement.GetProperty("status").GetString());
+            var checks = ready.RootElement.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
+            Assert.Equal("Healthy", checks["postgres"].GetProperty("status").GetString());
+            Assert.Equal(Enumerable.Range(0, pool.Partitions),
+                checks["partitions"].GetProperty("data").GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()));
+        }
+
         // Pull the database out from under it: readiness must say so.
         await pool.Db.ExecuteAsync($"ALTER ROLE workers_worker NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{pool.Db.Name}' AND usename = 'workers_worker'");
         try
         {
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
+            var notReady = await http.GetAsync("/health/ready");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+            using var report = JsonDocument.Parse(await notReady.Content.ReadAsStringAsync());
+            Assert.Contains(report.RootElement.GetProperty("checks").EnumerateArray(),
+                c => c.GetProperty("name").GetString() == "postgres" && c.GetProperty("status").GetString() == "Unhealthy");
         }
         finally
         {
