@@ -92,6 +92,8 @@ public static class NotifierRegistration
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", HealthJson.Ready);
         app.MapMetrics();
+        // Built now, so its gauges are on /metrics (at 0) before the first connection needs it.
+        app.Services.GetRequiredService<NotifierMetrics>();
         app.Lifetime.ApplicationStarted.Register(() =>
             app.Logger.LogInformation("Notifier ready on {Addresses} ({Environment})", string.Join(", ", app.Urls),
                 app.Environment.EnvironmentName));

@@ -65,7 +65,7 @@ public static class WorkerRegistration
         services.AddCheckedOptions<RetentionOptions>(RetentionOptions.SectionName);
         services.AddHostedService<SessionRetentionService>();
         services.AddChatModel(builder.Configuration);
-        services.AddHealthChecks().AddCheck<PartitionsHealthCheck>("partitions", tags: ["ready"]);
+        services.AddHealthChecks().AddCheck<PartitionsHealthCheck>("partitions", tags: ["ready", HealthJson.ShowData]);
         return builder;
     }
 

@@ -6,11 +6,14 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Workers.Core.Hosting;
 
 /// <summary>
-/// <c>/health/ready</c> as JSON: the overall status and each check's name, status, description and data (a worker's
-/// partitions). An exception's message is left out: it can name hosts and logins.
+/// <c>/health/ready</c> as JSON: the overall status and each check's name, status and description, and the data of
+/// checks tagged <see cref="ShowData"/> (a worker's partitions). An exception's message and other checks' data (MassTransit
+/// lists broker addresses) are left out: the notifier's port is public, and they can name hosts and logins.
 /// </summary>
 public static class HealthJson
 {
+    public const string ShowData = "show-data";
+
     public static HealthCheckOptions Ready => new()
     {
         Predicate = c => c.Tags.Contains("ready"),
@@ -32,7 +35,7 @@ public static class HealthJson
                 Status = e.Value.Status.ToString(),
                 e.Value.Description,
                 DurationMs = Math.Round(e.Value.Duration.TotalMilliseconds, 1),
-                Data = e.Value.Data.Count > 0 ? e.Value.Data : null,
+                Data = e.Value.Tags.Contains(ShowData) && e.Value.Data.Count > 0 ? e.Value.Data : null,
             }),
         }, JsonSerializerOptions.Web, context.RequestAborted);
     }

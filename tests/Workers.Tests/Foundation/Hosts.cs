@@ -82,6 +82,10 @@ public sealed class Hosts(ServicesFixture services)
         using var http = notifier.Http();
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
         await WaitUntilReadyAsync(http);
+        // Its port is public: readiness names its checks, not the broker's address or queues.
+        var ready = await http.GetStringAsync("/health/ready");
+        Assert.Contains("\"name\":\"masstransit-bus\"", ready, StringComparison.Ordinal);
+        Assert.DoesNotContain("rabbitmq://", ready, StringComparison.Ordinal);
         notifier.Process.Terminate();
         Assert.Equal(0, await notifier.Process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
     }

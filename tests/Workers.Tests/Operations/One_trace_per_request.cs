@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Workers.Tests.Infrastructure;
 using Workers.Tests.Notifier;
 
@@ -19,7 +20,11 @@ public sealed class One_trace_per_request(ServicesFixture services)
         await using var receiver = OtlpReceiver.Start();
         var worker = receiver.Settings();
         worker["Llm__Offline__Tokens"] = "8";
-        var (pool, notifier) = await NotifierSystem.StartAsync(services, worker, receiver.Settings());
+        // The notifier logs JSON lines with their scopes: the fields of each message and the trace it was written in.
+        var notifierSettings = receiver.Settings();
+        notifierSettings["Logging__Console__FormatterName"] = "json";
+        notifierSettings["Logging__Console__FormatterOptions__IncludeScopes"] = "true";
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, worker, notifierSettings);
         await using var _ = pool;
         await using var alice = await notifier.ConnectAsync("alice");
         await using var bob = await notifier.ConnectAsync("bob");
@@ -74,6 +79,15 @@ public sealed class One_trace_per_request(ServicesFixture services)
         var aliceEvents = alice.Live.Count(e => ChatClient.Is(e, "ReplyDelta", aliceRequest) || ChatClient.Is(e, "TurnStarted", aliceRequest)
                                                 || ChatClient.Is(e, "TurnCompleted", aliceRequest));
         Assert.True(deliveries.Count >= aliceEvents, $"{deliveries.Count} delivery spans for {aliceEvents} events Alice received");
+
+        // The notifier's log line for the publish names the session and the request as fields, and the trace.
+        var logLine = notifier.Process.Log.Select(l => l.StartsWith('{') ? JsonDocument.Parse(l).RootElement : default)
+            .Single(l => l.ValueKind == JsonValueKind.Object && l.GetProperty("State").TryGetProperty("RequestId", out var id)
+                         && id.GetString() == aliceRequest.ToString());
+        Assert.Equal(aliceSession.ToString(), logLine.GetProperty("State").GetProperty("SessionId").GetString());
+        Assert.Contains(logLine.GetProperty("Scopes").EnumerateArray(),
+            s => s.TryGetProperty("TraceId", out var traceId) && traceId.GetString() == aliceTurn.TraceId);
+        Assert.DoesNotContain(notifier.Process.Log.Concat(pool.Processes[0].Log), l => l.Contains("locker", StringComparison.Ordinal));
 
         // Bob's request is a trace of its own; nothing of his is in Alice's, and no span carries a message's text.
         var bobTurn = Turn(spans, bobRequest)!;
