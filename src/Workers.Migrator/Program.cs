@@ -10,6 +10,8 @@ using Workers.Migrator;
 // Usage: Workers.Migrator topology; declares the broker topology (exchanges, partition queues, error queue) with the
 // RabbitMq:* login, which must be allowed to configure them (the admin login: the hosts' own logins may not), and
 // Workers:Partitions / Workers:QueueType. Idempotent like the migrations.
+// Usage: Workers.Migrator logins; creates the components' broker logins with least privilege (BrokerLoginSetup), as
+// the RabbitMq:* admin login through the management API (RabbitMq:ManagementPort).
 var configuration = new ConfigurationBuilder()
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
@@ -26,6 +28,15 @@ try
         await BrokerConnections.DeclareTopologyAsync(rabbit, topology, "Workers.Migrator topology", CancellationToken.None);
         logger.LogInformation("Declared the broker topology on virtual host {VirtualHost}: {Partitions} {QueueType} partition queues",
             rabbit.VirtualHost, topology.Partitions, topology.QueueType);
+        return 0;
+    }
+
+    if (args.FirstOrDefault() == "logins")
+    {
+        var rabbit = Checked<RabbitMqOptions>(configuration, RabbitMqOptions.SectionName);
+        var created = await BrokerLoginSetup.ApplyAsync(configuration, rabbit, CancellationToken.None);
+        logger.LogInformation("Broker logins {Logins} set on virtual host {VirtualHost} with their components' permissions",
+            string.Join(", ", created), rabbit.VirtualHost);
         return 0;
     }
 
@@ -55,6 +66,11 @@ catch (RabbitMQ.Client.Exceptions.BrokerUnreachableException e)
 {
     // One line: the broker is down, or the login is refused (its message names neither password nor secret).
     Console.Error.WriteLine($"broker unreachable: {e.InnerException?.Message ?? e.Message}");
+    return 1;
+}
+catch (HttpRequestException e)
+{
+    Console.Error.WriteLine($"RabbitMQ management API unreachable: {e.Message}");
     return 1;
 }
 catch (MigrationFailedException e)

@@ -2,6 +2,11 @@ using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 using Workers.Notifier;
 
+if (await HealthProbe.RunIfAskedAsync(args) is { } probe)
+{
+    return probe;
+}
+
 return await StartupGuard.RunAsync(async () =>
 {
     // Content root next to the binaries, so appsettings.json and the chat page are found whatever the working directory.

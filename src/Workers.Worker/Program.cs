@@ -3,6 +3,11 @@ using Workers.Core.Messaging;
 using Workers.Core.Telemetry;
 using Workers.Worker;
 
+if (await HealthProbe.RunIfAskedAsync(args) is { } probe)
+{
+    return probe;
+}
+
 return await StartupGuard.RunAsync(async () =>
 {
     // Content root next to the binaries, so appsettings.json is found whatever the working directory.

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 
 namespace Workers.Testing;
@@ -15,21 +14,14 @@ public sealed record ReceivedSpan(
 /// keeps every span of <c>/v1/traces</c> and answers logs and metrics with an empty success. The protobuf is read by
 /// hand (field numbers of opentelemetry-proto's trace.proto), so the tests check what the exporter really sends.
 /// </summary>
-public sealed class OtlpReceiver : IAsyncDisposable
+public sealed class OtlpReceiver : IDisposable
 {
-    private readonly HttpListener _listener = new();
     private readonly ConcurrentQueue<ReceivedSpan> _spans = new();
-    private readonly Task _loop;
+    private readonly LoopbackHttpServer _server;
 
-    private OtlpReceiver(int port)
-    {
-        Endpoint = new Uri($"http://127.0.0.1:{port}");
-        _listener.Prefixes.Add($"{Endpoint}");
-        _listener.Start();
-        _loop = Task.Run(ServeAsync);
-    }
+    private OtlpReceiver() => _server = new LoopbackHttpServer(ReceiveAsync);
 
-    public Uri Endpoint { get; }
+    public Uri Endpoint => _server.Address;
 
     public IReadOnlyList<ReceivedSpan> Spans => [.. _spans];
 
@@ -43,14 +35,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
         ["OTEL_METRIC_EXPORT_INTERVAL"] = "1000",
     };
 
-    public static OtlpReceiver Start()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return new OtlpReceiver(port);
-    }
+    public static OtlpReceiver Start() => new();
 
     public async Task<IReadOnlyList<ReceivedSpan>> WaitForAsync(Func<IReadOnlyList<ReceivedSpan>, bool> condition, TimeSpan timeout, string what)
     {
@@ -69,47 +54,22 @@ public sealed class OtlpReceiver : IAsyncDisposable
         return Spans;
     }
 
-    public async ValueTask DisposeAsync()
+    public void Dispose() => _server.Dispose();
+
+    private async Task ReceiveAsync(HttpListenerContext context)
     {
-        _listener.Stop();
-        _listener.Close();
-        try
+        using var body = new MemoryStream();
+        await context.Request.InputStream.CopyToAsync(body);
+        if (context.Request.Url?.AbsolutePath == "/v1/traces")
         {
-            await _loop;
-        }
-        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-        {
-        }
-    }
-
-    private async Task ServeAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
+            foreach (var span in ReadTraces(body.ToArray()))
             {
-                context = await _listener.GetContextAsync();
+                _spans.Enqueue(span);
             }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            if (context.Request.Url?.AbsolutePath == "/v1/traces")
-            {
-                foreach (var span in ReadTraces(body.ToArray()))
-                {
-                    _spans.Enqueue(span);
-                }
-            }
-
-            context.Response.StatusCode = 200;
-            context.Response.ContentType = "application/x-protobuf";
-            context.Response.Close();
         }
+
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/x-protobuf";
     }
 
     // ExportTraceServiceRequest: 1 resource_spans. ResourceSpans: 1 resource, 2 scope_spans. Resource: 1 attributes.

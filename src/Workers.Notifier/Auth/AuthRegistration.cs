@@ -14,6 +14,18 @@ public static class AuthRegistration
 {
     public const string HubPath = "/hubs/chat";
 
+    /// <summary>Where a validated token's user id is kept, whichever claim (<see cref="AuthOptions.UserIdClaim"/>) carried it.</summary>
+    public const string UserIdClaimType = "workers:user_id";
+
+    /// <summary>An identity provider's tokens are signed with its own (asymmetric) keys: an HMAC token is refused,
+    /// so the provider's public key can never be used as a shared secret.</summary>
+    private static readonly string[] AsymmetricAlgorithms =
+    [
+        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
+        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
+    ];
+
     public static void AddNotifierAuth(this WebApplicationBuilder builder)
     {
         builder.Services.AddCheckedOptions<AuthOptions>(AuthOptions.SectionName);
@@ -22,10 +34,42 @@ public static class AuthRegistration
         builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<IOptions<AuthOptions>>((jwt, auth) =>
             {
+                var options = auth.Value;
                 jwt.MapInboundClaims = false;
-                jwt.TokenValidationParameters = Validation(auth.Value);
+                if (options.UsesAuthority)
+                {
+                    // Issuer and signing keys from the provider's discovery document and JWKS (refreshed by the handler).
+                    jwt.Authority = options.Authority;
+                    jwt.Audience = options.Audience;
+                    jwt.RequireHttpsMetadata = options.RequireHttpsMetadata;
+                    jwt.TokenValidationParameters = new TokenValidationParameters
+                    {
+                        ValidAudience = options.Audience,
+                        ValidAlgorithms = AsymmetricAlgorithms,
+                        NameClaimType = options.UserIdClaim,
+                        ClockSkew = TimeSpan.FromSeconds(30),
+                    };
+                }
+                else
+                {
+                    jwt.TokenValidationParameters = Validation(options);
+                }
+
                 jwt.Events = new JwtBearerEvents
                 {
+                    // The user id is read once, here, from the configured claim: a token without one is refused.
+                    OnTokenValidated = context =>
+                    {
+                        if (context.Principal?.FindFirstValue(options.UserIdClaim) is not { Length: > 0 and <= ChatLimits.MaxUserIdLength } userId
+                            || context.Principal.Identity is not ClaimsIdentity identity)
+                        {
+                            context.Fail($"the token has no usable '{options.UserIdClaim}' claim (1 to {ChatLimits.MaxUserIdLength} characters)");
+                            return Task.CompletedTask;
+                        }
+
+                        identity.AddClaim(new Claim(UserIdClaimType, userId));
+                        return Task.CompletedTask;
+                    },
                     // Browsers cannot set headers on a websocket, so the hub alone also takes the token from the
                     // query string; every other path requires the Authorization header.
                     OnMessageReceived = context =>
@@ -54,17 +98,17 @@ public static class AuthRegistration
         ClockSkew = TimeSpan.FromSeconds(5),
     };
 
-    /// <summary>The user id of a request or connection: the token's subject, never anything the client sends.</summary>
+    /// <summary>The user id of a request or connection: from the validated token, never anything the client sends.</summary>
     public static string UserId(this ClaimsPrincipal user) =>
-        user.FindFirstValue(JwtRegisteredClaimNames.Sub) is { Length: > 0 and <= ChatLimits.MaxUserIdLength } id
+        user.FindFirstValue(UserIdClaimType) is { Length: > 0 and <= ChatLimits.MaxUserIdLength } id
             ? id
             : throw new InvalidOperationException("authenticated principal without a usable subject");
 
-    /// <summary><c>POST /dev/token {"userId": "alice"}</c>: mapped only in Development, for the demo page, and only
-    /// for callers on this machine: a token for any user id is the keys to every chat.</summary>
+    /// <summary><c>POST /dev/token {"userId": "alice"}</c>: mapped only in Development with the shared key, for the
+    /// demo page, and only for callers on this machine: a token for any user id is the keys to every chat.</summary>
     public static void MapDevTokens(this WebApplication app)
     {
-        if (!app.Environment.IsDevelopment())
+        if (!app.Environment.IsDevelopment() || app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.UsesAuthority)
         {
             return;
         }
@@ -100,6 +144,6 @@ public static class AuthRegistration
 
     private sealed class SubjectUserIdProvider : IUserIdProvider
     {
-        public string? GetUserId(HubConnectionContext connection) => connection.User.FindFirstValue(JwtRegisteredClaimNames.Sub);
+        public string? GetUserId(HubConnectionContext connection) => connection.User.FindFirstValue(UserIdClaimType);
     }
 }

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.Configuration;
 using System.Text;
 using System.Text.Json;
 using RabbitMQ.Client;
@@ -18,6 +20,61 @@ namespace Workers.Tests.Foundation;
 public sealed class Broker_logins(ServicesFixture services)
 {
     private const ushort AccessRefused = 403;
+
+    [Fact]
+    public async Task The_migrators_logins_step_gives_each_component_exactly_its_permissions_and_no_management_access()
+    {
+        var vhost = await services.Services.CreateVhostAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var names = new Dictionary<string, (string Login, BrokerPermissions Permissions)>
+        {
+            ["Worker"] = ($"t-worker-{suffix}", BrokerPermissions.Worker),
+            ["Notifier"] = ($"t-notifier-{suffix}", BrokerPermissions.Notifier),
+            ["Producer"] = ($"t-producer-{suffix}", BrokerPermissions.Producer),
+        };
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(names.SelectMany(n => new[]
+        {
+            KeyValuePair.Create<string, string?>($"BrokerLogins:{n.Key}:Username", n.Value.Login),
+            KeyValuePair.Create<string, string?>($"BrokerLogins:{n.Key}:Password", $"pw-{n.Value.Login}"),
+        })).Build();
+        try
+        {
+            // Twice: the step is idempotent.
+            await Workers.Migrator.BrokerLoginSetup.ApplyAsync(configuration, vhost, CancellationToken.None);
+            var created = await Workers.Migrator.BrokerLoginSetup.ApplyAsync(configuration, vhost, CancellationToken.None);
+            Assert.Equal(names.Values.Select(n => n.Login), created);
+            foreach (var (login, permissions) in names.Values)
+            {
+                var granted = await services.Services.Management.GetFromJsonAsync<JsonElement>(
+                    $"permissions/{Uri.EscapeDataString(vhost.VirtualHost)}/{login}");
+                Assert.Equal((permissions.Configure, permissions.Write, permissions.Read), (granted.GetProperty("configure").GetString(),
+                    granted.GetProperty("write").GetString(), granted.GetProperty("read").GetString()));
+                var user = await services.Services.Management.GetFromJsonAsync<JsonElement>($"users/{login}");
+                Assert.Empty(user.GetProperty("tags").EnumerateArray());
+            }
+
+            // The producer login it made can publish a request and nothing more.
+            var producer = new RabbitMqOptions
+            {
+                Host = vhost.Host, Port = vhost.Port, VirtualHost = vhost.VirtualHost, Username = names["Producer"].Login,
+                Password = $"pw-{names["Producer"].Login}",
+            };
+            await using var connection = await ConnectAsync(producer);
+            await using var channel = await connection.CreateChannelAsync();
+            var refused = await Assert.ThrowsAsync<OperationInterruptedException>(() =>
+                channel.QueueDeclareAsync("spy", durable: false, exclusive: false, autoDelete: true));
+            Assert.Equal(AccessRefused, refused.ShutdownReason?.ReplyCode);
+        }
+        finally
+        {
+            foreach (var (login, _) in names.Values)
+            {
+                await services.Services.Management.DeleteAsync($"users/{login}");
+            }
+
+            await services.Services.DeleteVhostAsync(vhost.VirtualHost);
+        }
+    }
 
     [Fact]
     public async Task The_producer_login_may_not_declare_a_queue()

@@ -17,7 +17,7 @@ public sealed class One_trace_per_request(ServicesFixture services)
     [Fact]
     public async Task A_message_sent_in_the_hub_is_one_trace_through_the_worker_and_back_to_each_events_delivery()
     {
-        await using var receiver = OtlpReceiver.Start();
+        using var receiver = OtlpReceiver.Start();
         var worker = receiver.Settings();
         worker["Llm__Offline__Tokens"] = "8";
         // The notifier logs JSON lines with their scopes: the fields of each message and the trace it was written in.

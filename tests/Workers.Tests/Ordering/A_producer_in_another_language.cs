@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Workers.Tests.Infrastructure;
 
 namespace Workers.Tests.Ordering;
@@ -14,14 +13,14 @@ public sealed class A_producer_in_another_language(ServicesFixture services)
         var producer = Path.Combine(Repository.Root, "docs", "producer");
         if (!Directory.Exists(Path.Combine(producer, "node_modules", "amqplib")))
         {
-            Assert.Equal(0, (await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], producer, [])).Exit);
+            Assert.Equal(0, (await ExternalProgram.RunAsync("npm", ["ci", "--no-audit", "--no-fund"], producer, [])).Exit);
         }
 
         await using var pool = await WorkersSystem.CreateAsync(services.Services);
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         var rabbit = services.Services.Producer.On(pool.Broker.Options);
-        var (exit, output) = await RunAsync("node", ["produce.js", session.ToString(), "alice", "msg 1 from node"], producer, new()
+        var (exit, output) = await ExternalProgram.RunAsync("node", ["produce.js", session.ToString(), "alice", "msg 1 from node"], producer, new()
         {
             ["AMQP_URL"] = $"amqp://{rabbit.Username}:{rabbit.Password}@{rabbit.Host}:{rabbit.Port}/{Uri.EscapeDataString(rabbit.VirtualHost)}",
             ["WORKERS_PARTITIONS"] = pool.Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -31,20 +30,5 @@ public sealed class A_producer_in_another_language(ServicesFixture services)
             "the reply to the Node producer");
         Assert.Equal($"alice|msg 1 from node|{rabbit.Username}", await pool.Db.ScalarAsync<string>(
             $"SELECT owner_id || '|' || user_text || '|' || producer FROM workers.turns WHERE session_id = '{session}'"));
-    }
-
-    private static async Task<(int Exit, string Output)> RunAsync(string file, string[] args, string directory, Dictionary<string, string> environment)
-    {
-        var start = new ProcessStartInfo(file, args) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output + await errors);
     }
 }
