@@ -12,6 +12,8 @@ using Workers.Migrator;
 // Workers:Partitions / Workers:QueueType. Idempotent like the migrations.
 // Usage: Workers.Migrator logins; creates the components' broker logins with least privilege (BrokerLoginSetup), as
 // the RabbitMq:* admin login through the management API (RabbitMq:ManagementPort).
+// Usage: Workers.Migrator pool | parked [replay|discard SESSION REQUEST]; the operator's view (OperatorView), with
+// ConnectionStrings:PostgresAdmin and the RabbitMq:* admin login.
 var configuration = new ConfigurationBuilder()
     .AddJsonFile("appsettings.json", optional: true)
     .AddEnvironmentVariables()
@@ -38,6 +40,32 @@ try
         logger.LogInformation("Broker logins {Logins} set on virtual host {VirtualHost} with their components' permissions",
             string.Join(", ", created), rabbit.VirtualHost);
         return 0;
+    }
+
+    if (args.FirstOrDefault() is "pool" or "parked")
+    {
+        var view = new OperatorView(ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin),
+            Checked<RabbitMqOptions>(configuration, RabbitMqOptions.SectionName));
+        var partitions = Checked<TopologyOptions>(configuration, TopologyOptions.SectionName).Partitions;
+        switch (args)
+        {
+            case ["pool", ..]:
+                Console.WriteLine(OperatorView.Format(await view.PoolAsync(partitions, CancellationToken.None)));
+                return 0;
+            case ["parked"]:
+                Console.WriteLine(OperatorView.Format(await view.ParkedAsync(CancellationToken.None)));
+                return 0;
+            case ["parked", "replay" or "discard", var session, var request] when Guid.TryParse(session, out var sessionId)
+                                                                               && Guid.TryParse(request, out var requestId):
+                var done = args[1] == "replay"
+                    ? await view.ReplayAsync(sessionId, requestId, partitions, CancellationToken.None)
+                    : await view.DiscardAsync(sessionId, requestId, CancellationToken.None);
+                Console.WriteLine(done ? $"{args[1]}: request {requestId} of session {sessionId}" : $"no parked request {requestId} in session {sessionId}");
+                return done ? 0 : 1;
+            default:
+                Console.Error.WriteLine("usage: Workers.Migrator pool | parked [replay|discard SESSION_ID REQUEST_ID]");
+                return 2;
+        }
     }
 
     var admin = ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin);

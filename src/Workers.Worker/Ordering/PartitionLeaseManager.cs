@@ -23,6 +23,7 @@ public sealed class PartitionLeaseManager(
     IOptions<RabbitMqOptions> rabbitOptions,
     PartitionDispatcher dispatcher,
     WorkerIdentity identity,
+    SessionLanes lanes,
     WorkerMetrics metrics,
     ILogger<PartitionLeaseManager> logger) : BackgroundService
 {
@@ -30,7 +31,7 @@ public sealed class PartitionLeaseManager(
     public const string LeaseConnections = "leases";
 
     private readonly WorkerOptions _options = workerOptions.Value;
-    private readonly PoolMembership _membership = new(identity, workerOptions.Value);
+    private readonly PoolMembership _membership = new(identity, workerOptions.Value, lanes);
     private readonly int _partitions = topologyOptions.Value.Partitions;
     private readonly Dictionary<int, PartitionConsumer> _owned = [];
     private readonly Dictionary<int, Task> _releasing = [];

@@ -7,7 +7,7 @@ namespace Workers.Worker.Ordering;
 /// lock held for the worker's life, so a member whose process died is seen dead at once (its lock is gone), and one
 /// that hangs after its heartbeat times out. Every live member computes the same ranking from the same rows.
 /// </summary>
-public sealed class PoolMembership(WorkerIdentity identity, WorkerOptions options)
+public sealed class PoolMembership(WorkerIdentity identity, WorkerOptions options, SessionLanes lanes)
 {
     private int _memberLock;
 
@@ -31,17 +31,24 @@ public sealed class PoolMembership(WorkerIdentity identity, WorkerOptions option
     /// <summary>Renews this member, removes dead ones, and returns this member's rank among the live ones.</summary>
     public async Task<(int Rank, int Members)> HeartbeatAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
+        // Its load too, for the operator's view of the pool.
+        var depth = lanes.Depth();
         await using var command = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
                 new NpgsqlBatchCommand(
                     """
-                    INSERT INTO workers.worker_members (worker_id, lock_key) VALUES ($1, $2)
-                    ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), lock_key = EXCLUDED.lock_key
+                    INSERT INTO workers.worker_members (worker_id, lock_key, lanes, waiting) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (worker_id) DO UPDATE
+                        SET heartbeat_at = now(), lock_key = EXCLUDED.lock_key, lanes = EXCLUDED.lanes, waiting = EXCLUDED.waiting
                     """)
                 {
-                    Parameters = { new NpgsqlParameter { Value = identity.Id }, new NpgsqlParameter { Value = _memberLock } },
+                    Parameters =
+                    {
+                        new NpgsqlParameter { Value = identity.Id }, new NpgsqlParameter { Value = _memberLock },
+                        new NpgsqlParameter { Value = depth.Sessions }, new NpgsqlParameter { Value = depth.Waiting },
+                    },
                 },
                 // Dead: silent for too long, or its liveness lock is gone (its connection died with it).
                 new NpgsqlBatchCommand(
