@@ -6,9 +6,9 @@ namespace Workers.Notifier;
 
 /// <summary>
 /// The notifier's metrics (meter <c>Workers</c>, scraped at <c>/metrics</c>), besides ASP.NET Core's own
-/// (<c>signalr.server.active_connections</c>, HTTP durations): events received, delivery latency from the worker's
-/// publish to the write on the client's socket, watched sessions and subscriptions, bytes waiting in outboxes, clients
-/// closed for not reading, refusals by code. docs/operations.md lists them with their Prometheus names.
+/// (<c>signalr.server.active_connections</c>, HTTP durations): events received and waiting in its broker queue, delivery
+/// latency from the worker's publish to the write on the client's socket, watched sessions and subscriptions, bytes
+/// waiting in outboxes, clients closed for not reading, refusals by code. docs/operations.md lists them with their Prometheus names.
 /// </summary>
 public sealed class NotifierMetrics
 {
@@ -32,6 +32,9 @@ public sealed class NotifierMetrics
             "{session}", "Sessions at least one connection of this notifier watches (each routed to it)");
         meter.CreateObservableGauge("workers.notifier.subscriptions", () => services.GetRequiredService<SessionSubscriptions>().Counts().Subscriptions,
             "{subscription}", "Connection-session subscriptions");
+        meter.CreateObservableGauge("workers.notifier.event_queue.ready",
+            () => services.GetRequiredService<SessionRoutes>().QueueReady() is { } ready ? [new Measurement<long>(ready)] : Array.Empty<Measurement<long>>(),
+            "{message}", "Events waiting in this notifier's broker queue (sampled at most every 2 s)");
         meter.CreateObservableGauge("workers.notifier.outbox.queued_bytes", () => services.GetRequiredService<SessionSubscriptions>().Counts().QueuedBytes,
             "By", "Event bytes waiting in connections' outbound queues");
     }

@@ -23,6 +23,9 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
     private readonly HashSet<Guid> _bound = [];
     private IConnection? _connection;
     private IChannel? _channel;
+    private long _queueReady = -1;
+    private long _queueSampledAt = long.MinValue / 2;
+    private int _sampling;
 
     /// <summary>This notifier's events queue, named at registration.</summary>
     public string Queue { get; } = $"{BrokerPermissions.NotifierEventsPrefix}{NewId.NextGuid():N}";
@@ -114,6 +117,47 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Messages waiting (ready) in this notifier's events queue as last sampled, or null before the first sample. A
+    /// read older than two seconds starts the next sample (a passive declare on the routes' channel), so the metric
+    /// costs one broker round trip per scrape and never blocks it.
+    /// </summary>
+    public long? QueueReady()
+    {
+        if (Environment.TickCount64 - Interlocked.Read(ref _queueSampledAt) > 2000 && Interlocked.Exchange(ref _sampling, 1) == 0)
+        {
+            _ = SampleQueueAsync();
+        }
+
+        return Interlocked.Read(ref _queueReady) is >= 0 and var ready ? ready : null;
+    }
+
+    private async Task SampleQueueAsync()
+    {
+        try
+        {
+            await _gate.WaitAsync();
+            try
+            {
+                var channel = await ChannelAsync(CancellationToken.None);
+                Interlocked.Exchange(ref _queueReady, (await channel.QueueDeclarePassiveAsync(Queue)).MessageCount);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+        catch (Exception e) when (e is RabbitMQ.Client.Exceptions.RabbitMQClientException or IOException or ObjectDisposedException)
+        {
+            logger.LogDebug("Could not sample the depth of {Queue}: {Error}", Queue, e.Message);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _queueSampledAt, Environment.TickCount64);
+            Interlocked.Exchange(ref _sampling, 0);
         }
     }
 

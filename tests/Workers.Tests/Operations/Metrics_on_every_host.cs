@@ -61,6 +61,16 @@ public sealed class Metrics_on_every_host(ServicesFixture services)
         Assert.Equal(1, notifierAfter.Sum("workers_notifier_subscriptions"));
         Assert.Equal(1, notifierAfter.Sum("workers_notifier_sessions_watched"));
         Assert.Equal(1, notifierAfter.Sum("signalr_server_active_connections"));
+        // The notifier's broker queue depth, sampled in the background: a scrape starts the sample the next one shows.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        PrometheusText sampled;
+        while (!(sampled = await PrometheusText.ScrapeAsync(http, notifier.BaseAddress)).Has("workers_notifier_event_queue_ready"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "workers_notifier_event_queue_ready never appeared");
+            await Task.Delay(500);
+        }
+
+        Assert.True(sampled.Sum("workers_notifier_event_queue_ready") >= 0);
 
         // No label carries a session or request id (unbounded cardinality) or a message's text.
         Assert.DoesNotContain(session.ToString(), workerAfter.Text + notifierAfter.Text, StringComparison.Ordinal);
