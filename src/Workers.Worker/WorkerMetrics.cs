@@ -59,5 +59,5 @@ public sealed class WorkerMetrics
 
     public void PartitionAcquired() => _handovers.Add(1, new KeyValuePair<string, object?>("direction", "acquired"));
 
-    public void PartitionReleased() => _handovers.Add(1, new KeyValuePair<string, object?>("direction", "released"));
+    public void PartitionsReleased(int count) => _handovers.Add(count, new KeyValuePair<string, object?>("direction", "released"));
 }

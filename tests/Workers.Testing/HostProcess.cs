@@ -64,6 +64,14 @@ public sealed class HostProcess : IAsyncDisposable
         return new HostProcess(id, Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}"));
     }
 
+    /// <summary>A worker's HTTP address (health, metrics), from its "ready; health at ..." log line.</summary>
+    public async Task<Uri> WorkerAddressAsync()
+    {
+        await WaitForLogAsync("health at http://", TimeSpan.FromSeconds(30));
+        var line = Log.First(l => l.Contains("health at http://", StringComparison.Ordinal));
+        return new Uri(line[line.IndexOf("http://", StringComparison.Ordinal)..].Trim());
+    }
+
     public async Task WaitForLogAsync(string text, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

@@ -221,7 +221,7 @@ public sealed class PartitionLeaseManager(
         {
             consumer = _owned[partition];
             _owned.Remove(partition);
-            metrics.PartitionReleased();
+            metrics.PartitionsReleased(1);
             _releasing[partition] = consumer.StopAsync(drainTimeout);
         }
 
@@ -254,10 +254,7 @@ public sealed class PartitionLeaseManager(
             consumers = [.. _owned.Values];
             _owned.Clear();
             _releasing.Clear();
-            for (var i = 0; i < consumers.Count; i++)
-            {
-                metrics.PartitionReleased();
-            }
+            metrics.PartitionsReleased(consumers.Count);
         }
 
         // No drain: without the lease or the broker these turns cannot be acked; their commits are fenced by epoch.

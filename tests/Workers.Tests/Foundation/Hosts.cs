@@ -8,13 +8,6 @@ namespace Workers.Tests.Foundation;
 [Collection("worker pools")]
 public sealed class Hosts(ServicesFixture services)
 {
-    private static async Task<Uri> HealthAddressAsync(HostProcess worker)
-    {
-        await worker.WaitForLogAsync("health at http://", TimeSpan.FromSeconds(30));
-        var line = worker.Log.First(l => l.Contains("health at http://", StringComparison.Ordinal));
-        return new Uri(line[line.IndexOf("http://", StringComparison.Ordinal)..].Trim());
-    }
-
     /// <summary>Ready follows start by a moment: the bus and the partition connections come up in the background.</summary>
     private static async Task WaitUntilReadyAsync(HttpClient http)
     {
@@ -33,7 +26,7 @@ public sealed class Hosts(ServicesFixture services)
     {
         await using var pool = await WorkersSystem.CreateAsync(services.Services);
         var worker = await pool.StartWorkerAsync();
-        using var http = new HttpClient { BaseAddress = await HealthAddressAsync(worker) };
+        using var http = new HttpClient { BaseAddress = await worker.WorkerAddressAsync() };
         Assert.Equal("127.0.0.1", http.BaseAddress!.Host);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
         await WaitUntilReadyAsync(http);

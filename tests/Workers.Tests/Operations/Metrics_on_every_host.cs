@@ -17,9 +17,7 @@ public sealed class Metrics_on_every_host(ServicesFixture services)
     {
         var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "8" });
         await using var _ = pool;
-        var workerProcess = pool.Processes[0];
-        var workerLine = workerProcess.Log.First(l => l.Contains("health at http://", StringComparison.Ordinal));
-        var worker = new Uri(workerLine[workerLine.IndexOf("http://", StringComparison.Ordinal)..].Trim());
+        var worker = await pool.Processes[0].WorkerAddressAsync();
         using var http = new HttpClient();
         await pool.WaitForBalanceAsync(1, TimeSpan.FromSeconds(30));
         var workerBefore = await PrometheusText.ScrapeAsync(http, worker);
