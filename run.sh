@@ -38,7 +38,10 @@ for i in $(seq 1 "${WORKERS_COUNT:-2}"); do
     dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
   pids+=($!)
 done
+# The admin page (/admin.html) reads queue depths as workers-monitor (management tag, no permission to read a message).
+monitor="${WORKERS_AMQP_URL_MONITOR#amqp://}"; monitor="${monitor%%@*}"
 env "${notifier_login[@]}" ConnectionStrings__Postgres="$ConnectionStrings__PostgresNotifier" \
+  Operator__ManagementUsername="${monitor%%:*}" Operator__ManagementPassword="${monitor#*:}" \
   dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
 pids+=($!)
 echo "run: ${WORKERS_COUNT:-2} workers and a notifier are starting" >&2
@@ -50,7 +53,8 @@ cat >&2 <<'TEXT'
 
   The chat page: http://127.0.0.1:5080
   Sign in with any user id (development tokens); a second browser window as another user shows that neither sees
-  the other's chats. Traces, metrics and health: docs/operations.md. Ctrl-C stops everything.
+  the other's chats. The operator's page: http://127.0.0.1:5080/admin.html (development sign-in as an admin).
+  Traces, metrics and health: docs/operations.md. Ctrl-C stops everything.
 TEXT
 if [ "${WORKERS_DEMO:-1}" != 0 ]; then
   NODE_PATH=src/Workers.Notifier/ChatPage/node_modules node compose/local/demo.js http://127.0.0.1:5080 \

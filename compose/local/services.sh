@@ -32,9 +32,10 @@
 #   workers-producer  may only publish to workers.chat-requests (no configure, no read, no tag)
 #   workers-worker    consumes the partition queues, publishes events
 #   workers-notifier  publishes requests and control messages, reads the by-session events exchange
+#   workers-monitor   management tag, ^$ ^$ ^$: reads queue depths for the notifier's admin page, never a message
 # Their passwords are random, generated once into <data>/credentials.env (mode
 # 600) and kept until `purge`. Guest is not created. `env` prints RabbitMq__*
-# for the admin login and one URL per login (WORKERS_AMQP_URL_PRODUCER,
+# for the admin login and one URL per login (WORKERS_AMQP_URL_PRODUCER, _MONITOR,
 # _WORKER, _NOTIFIER, _ADMIN); run.sh gives each host its own.
 #
 # By hand, RabbitMQ CLI against our node:
@@ -54,11 +55,14 @@ PG_PASSWORD=postgres
 RMQ_USER=workers
 RMQ_PASSWORD="" # from <data>/credentials.env (load_credentials)
 CREDENTIALS_FILE="$DATA/credentials.env"
-# login configure write read (space-separated) -- the same regexes as src/Workers.Core/Messaging/BrokerPermissions.cs
+# login configure write read tags (space-separated) -- the same regexes as src/Workers.Core/Messaging/BrokerPermissions.cs
 RMQ_LOGINS=(
-    "workers-producer ^\$ ^workers\\.chat-requests\$ ^\$"
-    "workers-worker ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-events)\$ ^(workers\\.worker-control\\..*|workers\\.chat-events|amq\\.default)\$ ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-requests\\.p[0-9]+)\$"
-    "workers-notifier ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session)\$"
+    # user configure write read tags ('-': none, so no management access). workers-monitor only reads queue depths
+    # through the management API (the notifier's admin page): it sees the queues of '/', never a message.
+    "workers-monitor ^\$ ^\$ ^\$ management"
+    "workers-producer ^\$ ^workers\\.chat-requests\$ ^\$ -"
+    "workers-worker ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-events)\$ ^(workers\\.worker-control\\..*|workers\\.chat-events|amq\\.default)\$ ^(workers\\.worker-control\\..*|workers\\.chat-control|workers\\.chat-requests\\.p[0-9]+)\$ -"
+    "workers-notifier ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-requests|workers\\.chat-control)\$ ^(workers\\.notifier-events\\..*|workers\\.chat-events\\.by-session)\$ -"
 )
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -114,24 +118,18 @@ port_var() {
     esac
 }
 
-# Random passwords, generated once and kept: nothing logs in with a well-known one.
+# The admin's random password, generated once and kept: nothing logs in with a well-known one (the component
+# logins' are made by login_password below).
 load_credentials() {
     if [ ! -s "$CREDENTIALS_FILE" ]; then
         mkdir -p "$DATA"
-        (
-            umask 077
-            for v in RMQ_PASSWORD PW_workers_producer PW_workers_worker PW_workers_notifier; do
-                printf '%s=%s\n' "$v" "$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')"
-            done >"$CREDENTIALS_FILE.tmp"
-        )
+        (umask 077; printf 'RMQ_PASSWORD=%s\n' "$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')" >"$CREDENTIALS_FILE.tmp")
         mv -f "$CREDENTIALS_FILE.tmp" "$CREDENTIALS_FILE"
     fi
     chmod 600 "$CREDENTIALS_FILE"
     # shellcheck disable=SC1090
     . "$CREDENTIALS_FILE"
 }
-
-login_password() { local v="PW_${1//-/_}"; printf '%s' "${!v}"; }
 
 # ------------------------------------------------------------------- processes
 
@@ -522,21 +520,22 @@ rabbit_ensure_user() {
 }
 
 # The component logins: created or reset through the management API (as the admin), each with exactly its
-# permissions on / and no tag (so no management access). Idempotent; run on every `up`.
+# permissions on / and its tags. Idempotent; run on every `up`.
 rabbit_ensure_logins() {
     local entry user configure write read api="http://127.0.0.1:$MGMT_PORT/api"
     for entry in "${RMQ_LOGINS[@]}"; do
-        IFS=' ' read -r user configure write read <<<"$entry"
+        IFS=' ' read -r user configure write read tags <<<"$entry"
+        [ "$tags" = - ] && tags=""
         # JSON strings: each regex backslash doubled
         configure="${configure//\\/\\\\}" write="${write//\\/\\\\}" read="${read//\\/\\\\}"
         curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" -X PUT -H 'content-type: application/json' \
-            -d "{\"password\":\"$(login_password "$user")\",\"tags\":\"\"}" "$api/users/$user" >/dev/null \
+            -d "{\"password\":\"$(login_password "$user")\",\"tags\":\"$tags\"}" "$api/users/$user" >/dev/null \
             || die "RabbitMQ login $user could not be created"
         curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" -X PUT -H 'content-type: application/json' \
             -d "{\"configure\":\"$configure\",\"write\":\"$write\",\"read\":\"$read\"}" "$api/permissions/%2F/$user" >/dev/null \
             || die "RabbitMQ permissions of $user could not be set"
     done
-    log "rabbitmq: logins workers-producer, workers-worker, workers-notifier ok (least privilege on /)"
+    log "rabbitmq: logins workers-producer, workers-worker, workers-notifier, workers-monitor ok (least privilege on /)"
 }
 
 rabbit_stop() {
@@ -582,12 +581,14 @@ print_env() {
     # The migrator runs as the superuser and sets each login role's password from its connection string: the worker
     # logs in as workers_worker (ConnectionStrings__PostgresWorker), the notifier as workers_notifier
     # (ConnectionStrings__PostgresNotifier); each host reads its own as ConnectionStrings__Postgres (run.sh maps them).
+    # The notifier's admin API logs in as workers_operator (ConnectionStrings__PostgresOperator).
     # workers_app is the role of earlier versions. Database "workers" is created by the migrator on its first run.
     local db="${WORKERS_PG_DATABASE:-workers}"
     printf 'ConnectionStrings__PostgresAdmin=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=$PG_USER;Password=$PG_PASSWORD;Database=$db")"
     printf 'ConnectionStrings__Postgres=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_app;Password=$(login_password pg-app);Database=$db")"
     printf 'ConnectionStrings__PostgresWorker=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_worker;Password=$(login_password pg-worker);Database=$db")"
     printf 'ConnectionStrings__PostgresNotifier=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_notifier;Password=$(login_password pg-notifier);Database=$db")"
+    printf 'ConnectionStrings__PostgresOperator=%s\n' "$(sq "Host=127.0.0.1;Port=$PG_PORT;Username=workers_operator;Password=$(login_password pg-operator);Database=$db")"
     printf 'RabbitMq__Host=127.0.0.1\n'
     printf 'RabbitMq__Port=%s\n' "$AMQP_PORT"
     printf 'RabbitMq__Username=%s\n' "$(sq "$RMQ_USER")"
@@ -596,7 +597,7 @@ print_env() {
     # One URL per login (vhost / URL-encoded); run.sh gives each host its own, docs/producer uses the producer's.
     printf 'WORKERS_AMQP_URL_ADMIN=%s\n' "$(sq "amqp://$RMQ_USER:$RMQ_PASSWORD@127.0.0.1:$AMQP_PORT/%2F")"
     local component user
-    for component in PRODUCER WORKER NOTIFIER; do
+    for component in PRODUCER WORKER NOTIFIER MONITOR; do
         user="workers-${component,,}"
         printf 'WORKERS_AMQP_URL_%s=%s\n' "$component" "$(sq "amqp://$user:$(login_password "$user")@127.0.0.1:$AMQP_PORT/%2F")"
     done

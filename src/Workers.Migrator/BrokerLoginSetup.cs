@@ -12,15 +12,18 @@ namespace Workers.Migrator;
 /// <c>Workers.Migrator logins</c>: creates (or updates) each component's broker login on the virtual host with exactly
 /// the rights <see cref="BrokerPermissions"/> gives it, through the management API, as the admin login of
 /// <c>RabbitMq:*</c>. Passwords from <c>BrokerLogins:Worker:Password</c>, <c>:Notifier:Password</c>,
-/// <c>:Producer:Password</c>; a component without one is left alone. Idempotent; no tag, so no management access.
+/// <c>:Producer:Password</c>, <c>:Monitor:Password</c>; a component without one is left alone. Idempotent; no tag (so
+/// no management access) but the monitor's <c>management</c>.
 /// </summary>
 public static class BrokerLoginSetup
 {
-    private static readonly (string Component, string DefaultName, BrokerPermissions Permissions)[] Components =
+    private static readonly (string Component, string DefaultName, BrokerPermissions Permissions, string Tags)[] Components =
     [
-        ("Worker", "workers-worker", BrokerPermissions.Worker),
-        ("Notifier", "workers-notifier", BrokerPermissions.Notifier),
-        ("Producer", "workers-producer", BrokerPermissions.Producer),
+        ("Worker", "workers-worker", BrokerPermissions.Worker, ""),
+        ("Notifier", "workers-notifier", BrokerPermissions.Notifier, ""),
+        ("Producer", "workers-producer", BrokerPermissions.Producer, ""),
+        // Queue depths for the notifier's admin page: the management API, and no permission on the virtual host.
+        ("Monitor", "workers-monitor", BrokerPermissions.Monitor, "management"),
     ];
 
     /// <summary>The configuration keys it reads besides <c>RabbitMq:*</c>.</summary>
@@ -36,23 +39,23 @@ public static class BrokerLoginSetup
         ArgumentNullException.ThrowIfNull(admin);
         var wanted = Components
             .Select(c => (Name: configuration[$"BrokerLogins:{c.Component}:Username"] is { Length: > 0 } name ? name : c.DefaultName,
-                Password: configuration[$"BrokerLogins:{c.Component}:Password"], c.Permissions))
+                Password: configuration[$"BrokerLogins:{c.Component}:Password"], c.Permissions, c.Tags))
             .Where(c => !string.IsNullOrEmpty(c.Password))
             .ToList();
         if (wanted.Count == 0)
         {
             throw new InvalidConfigurationException(
-                "BrokerLogins:Worker:Password, :Notifier:Password and :Producer:Password are all missing; set the ones to create");
+                "BrokerLogins:Worker:Password, :Notifier:Password, :Producer:Password and :Monitor:Password are all missing; set the ones to create");
         }
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.Host}:{admin.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
             Convert.ToBase64String(Encoding.UTF8.GetBytes($"{admin.Username}:{admin.Password}")));
         var vhost = Uri.EscapeDataString(admin.VirtualHost);
-        foreach (var (name, password, permissions) in wanted)
+        foreach (var (name, password, permissions, tags) in wanted)
         {
             var user = Uri.EscapeDataString(name);
-            await SucceedAsync(await http.PutAsJsonAsync($"users/{user}", new { password, tags = "" }, cancellationToken), $"login {name}");
+            await SucceedAsync(await http.PutAsJsonAsync($"users/{user}", new { password, tags }, cancellationToken), $"login {name}");
             await SucceedAsync(await http.PutAsJsonAsync($"permissions/{vhost}/{user}",
                 new { configure = permissions.Configure, write = permissions.Write, read = permissions.Read }, cancellationToken),
                 $"permissions of {name}");

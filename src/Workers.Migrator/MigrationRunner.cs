@@ -16,7 +16,7 @@ public static class MigrationRunner
 
     /// <summary>The roles hosts log in as. Each run gives them the passwords of the connection strings it was handed
     /// and re-asserts that none can bypass row-level security or act as the schema's owner.</summary>
-    public static readonly IReadOnlyList<string> LoginRoles = ["workers_app", "workers_worker", "workers_notifier"];
+    public static readonly IReadOnlyList<string> LoginRoles = ["workers_app", "workers_worker", "workers_notifier", "workers_operator"];
 
     /// <param name="admin">A superuser or a role with CREATEROLE that may SET ROLE workers_migrator.</param>
     /// <param name="logins">Connection strings of the login roles whose passwords to set (others are ignored).</param>

@@ -1,11 +1,13 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
+using Workers.Core.Operations;
 using Workers.Migrator;
 
 // Usage: Workers.Migrator [directory]; reads ConnectionStrings:PostgresAdmin (runs the files), the login roles'
-// connection strings ConnectionStrings:PostgresWorker, :PostgresNotifier (and :Postgres) to set their passwords, and
+// connection strings ConnectionStrings:PostgresWorker, :PostgresNotifier, :PostgresOperator (and :Postgres) to set their passwords, and
 // Sessions:IdleTtl (retention's TTL, which only the migrator may write).
 // Usage: Workers.Migrator topology; declares the broker topology (exchanges, partition queues, error queue) with the
 // RabbitMq:* login, which must be allowed to configure them (the admin login: the hosts' own logins may not), and
@@ -44,8 +46,9 @@ try
 
     if (args.FirstOrDefault() is "pool" or "parked")
     {
-        var view = new OperatorView(ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin),
-            Checked<RabbitMqOptions>(configuration, RabbitMqOptions.SectionName));
+        var rabbit = Checked<RabbitMqOptions>(configuration, RabbitMqOptions.SectionName);
+        await using var db = NpgsqlDataSource.Create(ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin));
+        using var view = new OperatorView(db, rabbit, new System.Net.NetworkCredential(rabbit.Username, rabbit.Password));
         var partitions = Checked<TopologyOptions>(configuration, TopologyOptions.SectionName).Partitions;
         switch (args)
         {
@@ -70,7 +73,7 @@ try
 
     var admin = ConnectionStrings.Read(configuration, ConnectionStrings.PostgresAdmin);
     // The login roles' passwords come from the connection strings the hosts will use, whichever are given.
-    var logins = new[] { ConnectionStrings.Postgres, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier }
+    var logins = new[] { ConnectionStrings.Postgres, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier, ConnectionStrings.PostgresOperator }
         .Where(name => configuration.GetConnectionString(name) is { Length: > 0 })
         .Select(name => ConnectionStrings.Read(configuration, name))
         .ToList();

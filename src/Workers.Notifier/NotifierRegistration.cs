@@ -9,6 +9,7 @@ using Workers.Core.Messaging;
 using Workers.Core.Telemetry;
 using Workers.Notifier.Auth;
 using Workers.Notifier.Chat;
+using Workers.Notifier.Operations;
 using Workers.Notifier.Sending;
 using Workers.Notifier.Sessions;
 
@@ -62,6 +63,7 @@ public static class NotifierRegistration
             });
         });
         builder.AddNotifierAuth();
+        builder.AddOperatorView();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
         services.AddSingleton<NotifierMetrics>();
         services.AddSingleton<SessionLifecycle>();
@@ -89,6 +91,7 @@ public static class NotifierRegistration
         app.MapHub<ChatHub>(AuthRegistration.HubPath, o => o.CloseOnAuthenticationExpiration = true);
         app.MapSessionEndpoints();
         app.MapDevTokens();
+        app.MapOperatorEndpoints();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", HealthJson.Ready);
         app.MapMetrics();

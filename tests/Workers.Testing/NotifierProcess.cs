@@ -10,6 +10,11 @@ public sealed record NotifierProcess(HostProcess Process, Uri BaseAddress)
     public static string Token(string userId, TimeSpan? lifetime = null, string key = WorkersSystem.SigningKey) =>
         AuthRegistration.IssueToken(new AuthOptions { SigningKey = key }, userId, lifetime ?? TimeSpan.FromHours(1));
 
+    /// <summary>A token with the admin role (<see cref="AuthOptions.AdminRole"/>): the operator's admin API.</summary>
+    public static string AdminToken(string userId) =>
+        AuthRegistration.IssueToken(new AuthOptions { SigningKey = WorkersSystem.SigningKey }, userId, TimeSpan.FromHours(1),
+            [new AuthOptions().AdminRole]);
+
     public HttpClient Http(string? userId = null, string? token = null)
     {
         var http = new HttpClient { BaseAddress = BaseAddress };

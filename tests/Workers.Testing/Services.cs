@@ -60,6 +60,9 @@ public sealed class Services : IAsyncDisposable
     /// <summary>The notifiers' login.</summary>
     public BrokerLogin Notifier { get; private set; } = null!;
 
+    /// <summary>The notifier admin page's management API login (tag <c>management</c>, no permission on the vhost).</summary>
+    public BrokerLogin Monitor { get; private set; } = null!;
+
     public RabbitMqOptions Rabbit { get; }
 
     /// <summary>RabbitMQ's management HTTP API, as the administrator.</summary>
@@ -109,7 +112,7 @@ public sealed class Services : IAsyncDisposable
     {
         try
         {
-            async Task<BrokerLogin> LoginAsync(string component)
+            async Task<BrokerLogin> LoginAsync(string component, string tags = "")
             {
                 if (settings.TryGetValue($"WORKERS_AMQP_URL_{component.ToUpperInvariant()}", out var url) && url.Length > 0)
                 {
@@ -118,13 +121,14 @@ public sealed class Services : IAsyncDisposable
 
                 var login = new BrokerLogin($"{services._names}-{component}", Convert.ToHexString(RandomNumberGenerator.GetBytes(18)));
                 (await services.Management.PutAsJsonAsync(new Uri($"users/{Uri.EscapeDataString(login.Username)}", UriKind.Relative),
-                    new { password = login.Password, tags = "" })).EnsureSuccessStatusCode();
+                    new { password = login.Password, tags })).EnsureSuccessStatusCode();
                 return login;
             }
 
             services.Producer = await LoginAsync("producer");
             services.Worker = await LoginAsync("worker");
             services.Notifier = await LoginAsync("notifier");
+            services.Monitor = await LoginAsync("monitor", "management");
             return services;
         }
         catch
@@ -146,18 +150,18 @@ public sealed class Services : IAsyncDisposable
         {
             Database = name, Username = role, Password = _loginPassword, MaxPoolSize = appPoolSize,
         };
-        var (app, worker, notifier) = (Login("workers_app"), Login("workers_worker"), Login("workers_notifier"));
+        var (app, worker, notifier, @operator) = (Login("workers_app"), Login("workers_worker"), Login("workers_notifier"), Login("workers_operator"));
         await _migrations.WaitAsync();
         try
         {
-            await Task.Run(() => MigrationRunner.Apply(admin, [app, worker, notifier], MigrationRunner.DefaultDirectory, NullLogger.Instance));
+            await Task.Run(() => MigrationRunner.Apply(admin, [app, worker, notifier, @operator], MigrationRunner.DefaultDirectory, NullLogger.Instance));
         }
         finally
         {
             _migrations.Release();
         }
 
-        return new TestDatabase(this, name, admin, app, worker, notifier, _adminCommandTimeout);
+        return new TestDatabase(this, name, admin, app, worker, notifier, @operator, _adminCommandTimeout);
     }
 
     /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees; the admin login (returned) may
@@ -170,6 +174,7 @@ public sealed class Services : IAsyncDisposable
                  {
                      (Rabbit.Username, BrokerPermissions.Admin), (Producer.Username, BrokerPermissions.Producer),
                      (Worker.Username, BrokerPermissions.Worker), (Notifier.Username, BrokerPermissions.Notifier),
+                     (Monitor.Username, BrokerPermissions.Monitor),
                  })
         {
             (await Management.PutAsJsonAsync($"permissions/{vhost}/{Uri.EscapeDataString(login)}",

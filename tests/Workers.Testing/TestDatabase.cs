@@ -4,7 +4,7 @@ namespace Workers.Testing;
 
 /// <summary>A migrated database of its own for one test class or one benchmark run; dropped when disposed.</summary>
 public sealed class TestDatabase(Services services, string name, NpgsqlConnectionStringBuilder admin, NpgsqlConnectionStringBuilder app,
-    NpgsqlConnectionStringBuilder worker, NpgsqlConnectionStringBuilder notifier, int commandTimeout) : IAsyncDisposable
+    NpgsqlConnectionStringBuilder worker, NpgsqlConnectionStringBuilder notifier, NpgsqlConnectionStringBuilder @operator, int commandTimeout) : IAsyncDisposable
 {
     public string Name => name;
 
@@ -19,6 +19,9 @@ public sealed class TestDatabase(Services services, string name, NpgsqlConnectio
 
     /// <summary><c>workers_notifier</c>, what notifier processes log in as.</summary>
     public NpgsqlConnectionStringBuilder Notifier => notifier;
+
+    /// <summary><c>workers_operator</c>, what the notifier's admin API logs in as.</summary>
+    public NpgsqlConnectionStringBuilder Operator => @operator;
 
     public NpgsqlDataSource AppDataSource() => NpgsqlDataSource.Create(App);
 

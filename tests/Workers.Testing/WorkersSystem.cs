@@ -134,6 +134,10 @@ public sealed class WorkersSystem : IAsyncDisposable
         own["ConnectionStrings__Postgres"] = Db.Notifier.ConnectionString;
         own["ASPNETCORE_ENVIRONMENT"] = "Development";
         own["Auth__SigningKey"] = SigningKey;
+        // The admin API on, as run.sh has it: the operator's database login and the broker's monitoring login.
+        own["ConnectionStrings__PostgresOperator"] = Db.Operator.ConnectionString;
+        own["Operator__ManagementUsername"] = Services.Monitor.Username;
+        own["Operator__ManagementPassword"] = Services.Monitor.Password;
         var process = HostProcess.StartHost("Workers.Notifier", $"notifier{Interlocked.Increment(ref _started)}", With(extra, own));
         _processes.Add(process);
         await process.WaitForLogAsync("Notifier ready", TimeSpan.FromSeconds(60));

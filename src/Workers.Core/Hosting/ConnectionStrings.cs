@@ -16,6 +16,10 @@ public static class ConnectionStrings
     /// <summary>The migrator sets <c>workers_notifier</c>'s password from this one.</summary>
     public const string PostgresNotifier = "PostgresNotifier";
 
+    /// <summary>The notifier's admin API logs in as <c>workers_operator</c> with this one (and the migrator sets that
+    /// role's password from it); without it the admin API is off.</summary>
+    public const string PostgresOperator = "PostgresOperator";
+
     /// <summary>The migrator's admin connection (a superuser or a role with CREATEROLE).</summary>
     public const string PostgresAdmin = "PostgresAdmin";
 

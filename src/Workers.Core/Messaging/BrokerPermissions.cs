@@ -36,6 +36,12 @@ public sealed record BrokerPermissions(string Configure, string Write, string Re
         @"^(workers\.notifier-events\..*|workers\.chat-requests|workers\.chat-control)$",
         @"^(workers\.notifier-events\..*|workers\.chat-events\.by-session)$");
 
+    /// <summary>
+    /// The notifier's admin page reads queue depths with it through the management API (tag <c>management</c>): access
+    /// to the virtual host, so its queues are listed, and nothing else, so it never reads, publishes or declares.
+    /// </summary>
+    public static BrokerPermissions Monitor { get; } = new("^$", "^$", "^$");
+
     /// <summary>Setup and operations only: declares the topology, reads the error queue.</summary>
     public static BrokerPermissions Admin { get; } = new(".*", ".*", ".*");
 }

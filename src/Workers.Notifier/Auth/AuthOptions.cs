@@ -25,6 +25,15 @@ public sealed class AuthOptions : IValidatableObject
     [Required(AllowEmptyStrings = false)]
     public string UserIdClaim { get; set; } = "sub";
 
+    /// <summary>The claim that carries the token's roles (<c>roles</c>: Entra ID's app roles; map Keycloak's realm roles
+    /// to it with a protocol mapper). One claim per role, or a JSON array.</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string RoleClaim { get; set; } = "roles";
+
+    /// <summary>The role that opens the operator's admin API and page (<c>/admin</c>).</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string AdminRole { get; set; } = "workers-admin";
+
     /// <summary>Shared key only: the <c>iss</c> the tokens carry. With an authority, the discovery document's.</summary>
     public string Issuer { get; set; } = "workers";
 

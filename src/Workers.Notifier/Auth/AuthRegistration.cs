@@ -2,6 +2,7 @@ using System.IdentityModel.Tokens.Jwt;
 using System.Security.Claims;
 using System.Text;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
@@ -13,6 +14,10 @@ namespace Workers.Notifier.Auth;
 public static class AuthRegistration
 {
     public const string HubPath = "/hubs/chat";
+
+    /// <summary>The policy of the operator's admin API: a token with <see cref="AuthOptions.AdminRole"/> in
+    /// <see cref="AuthOptions.RoleClaim"/>.</summary>
+    public const string OperatorPolicy = "operator";
 
     /// <summary>Where a validated token's user id is kept, whichever claim (<see cref="AuthOptions.UserIdClaim"/>) carried it.</summary>
     public const string UserIdClaimType = "workers:user_id";
@@ -85,6 +90,8 @@ public static class AuthRegistration
                 };
             });
         builder.Services.AddAuthorization();
+        builder.Services.AddOptions<AuthorizationOptions>().Configure<IOptions<AuthOptions>>((authorization, auth) =>
+            authorization.AddPolicy(OperatorPolicy, policy => policy.RequireClaim(auth.Value.RoleClaim, auth.Value.AdminRole)));
         builder.Services.AddSingleton<IUserIdProvider, SubjectUserIdProvider>();
     }
 
@@ -104,7 +111,7 @@ public static class AuthRegistration
             ? id
             : throw new InvalidOperationException("authenticated principal without a usable subject");
 
-    /// <summary><c>POST /dev/token {"userId": "alice"}</c>: mapped only in Development with the shared key, for the
+    /// <summary><c>POST /dev/token {"userId": "alice"}</c> (<c>"admin": true</c> adds the admin role): mapped only in Development with the shared key, for the
     /// demo page, and only for callers on this machine: a token for any user id is the keys to every chat.</summary>
     public static void MapDevTokens(this WebApplication app)
     {
@@ -127,17 +134,19 @@ public static class AuthRegistration
                     extensions: new Dictionary<string, object?> { ["code"] = ErrorCodes.InvalidRequest });
             }
 
-            return Results.Ok(new { token = IssueToken(auth.Value, request.UserId.Trim(), auth.Value.DevTokenLifetime) });
+            var roles = request.Admin ? new[] { auth.Value.AdminRole } : [];
+            return Results.Ok(new { token = IssueToken(auth.Value, request.UserId.Trim(), auth.Value.DevTokenLifetime, roles) });
         });
     }
 
-    public static string IssueToken(AuthOptions auth, string userId, TimeSpan lifetime)
+    public static string IssueToken(AuthOptions auth, string userId, TimeSpan lifetime, IEnumerable<string>? roles = null)
     {
         ArgumentNullException.ThrowIfNull(auth);
+        Claim[] claims = [new(JwtRegisteredClaimNames.Sub, userId), .. (roles ?? []).Select(role => new Claim(auth.RoleClaim, role))];
         var credentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(auth.SigningKey)),
             SecurityAlgorithms.HmacSha256);
         var now = DateTime.UtcNow;
-        var token = new JwtSecurityToken(auth.Issuer, auth.Audience, [new Claim(JwtRegisteredClaimNames.Sub, userId)],
+        var token = new JwtSecurityToken(auth.Issuer, auth.Audience, claims,
             notBefore: now.AddSeconds(-1), expires: now + lifetime, signingCredentials: credentials);
         return new JwtSecurityTokenHandler().WriteToken(token);
     }

@@ -1,3 +1,5 @@
 namespace Workers.Notifier.Auth;
 
-public sealed record DevTokenRequest(string? UserId);
+/// <param name="UserId">The token's subject.</param>
+/// <param name="Admin">Adds <see cref="AuthOptions.AdminRole"/>: the operator's page, in Development.</param>
+public sealed record DevTokenRequest(string? UserId, bool Admin = false);

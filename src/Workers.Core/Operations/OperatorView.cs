@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
@@ -9,15 +10,20 @@ using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 
-namespace Workers.Migrator;
+namespace Workers.Core.Operations;
 
 /// <summary>
-/// The operator's view of the pool and of parked requests, with the admin logins (PostgreSQL's, which row-level
-/// security does not bind, and the broker's): <c>Workers.Migrator pool</c> and <c>Workers.Migrator parked
-/// [replay|discard SESSION REQUEST]</c>. Nothing here is reachable from the hosts' logins.
+/// The operator's view of the pool and of parked requests: the CLI's (<c>Workers.Migrator pool</c>, <c>parked</c>,
+/// with the admin logins) and the notifier's admin API's (as <c>workers_operator</c>, with the broker's monitoring
+/// login). Parked requests are reached only through the <c>operator_*</c> functions, which never list their text.
 /// </summary>
-public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOptions broker)
+/// <param name="db">Logs in as <c>workers_operator</c> (or the admin).</param>
+/// <param name="broker">The broker; its login publishes replays (the notifier's own, or the admin).</param>
+/// <param name="management">A login the management API shows the virtual host's queues to (tag <c>management</c>).</param>
+public sealed class OperatorView(NpgsqlDataSource db, RabbitMqOptions broker, NetworkCredential management) : IDisposable
 {
+    private readonly HttpClient _management = ManagementClient(broker, management);
+
     public sealed record Member(string WorkerId, double HeartbeatAgeSeconds, int Lanes, int Waiting, int Partitions);
 
     public sealed record PartitionRow(int Partition, string? Owner, long? Epoch, long Ready, long Unacked);
@@ -29,7 +35,6 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
 
     public async Task<PoolState> PoolAsync(int partitions, CancellationToken cancellationToken)
     {
-        await using var db = NpgsqlDataSource.Create(admin);
         var members = new List<Member>();
         await using (var command = db.CreateCommand(
             """
@@ -55,7 +60,7 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
             }
         }
 
-        await using var parkedCount = db.CreateCommand("SELECT count(*)::int FROM workers.parked_requests");
+        await using var parkedCount = db.CreateCommand("SELECT count(*)::int FROM workers.operator_parked()");
         var parked = (int)(await parkedCount.ExecuteScalarAsync(cancellationToken))!;
         var depths = await QueueDepthsAsync(cancellationToken);
         var rows = Enumerable.Range(0, partitions).Select(p =>
@@ -71,12 +76,8 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
 
     public async Task<IReadOnlyList<Parked>> ParkedAsync(CancellationToken cancellationToken)
     {
-        await using var db = NpgsqlDataSource.Create(admin);
         await using var command = db.CreateCommand(
-            """
-            SELECT session_id, request_id, owner_id, code, reason, attempts, parked_at, length(user_text)
-            FROM workers.parked_requests ORDER BY parked_at
-            """);
+            "SELECT session_id, request_id, owner_id, code, reason, attempts, parked_at, text_length FROM workers.operator_parked()");
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var parked = new List<Parked>();
         while (await reader.ReadAsync(cancellationToken))
@@ -95,8 +96,8 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
     /// </summary>
     public async Task<bool> ReplayAsync(Guid sessionId, Guid requestId, int partitions, CancellationToken cancellationToken)
     {
-        await using var db = NpgsqlDataSource.Create(admin);
-        await using var find = db.CreateCommand("SELECT owner_id, user_text FROM workers.parked_requests WHERE session_id = $1 AND request_id = $2");
+        // Also deletes its inbox row (it says 'failed'), so the worker runs it instead of calling it a duplicate.
+        await using var find = db.CreateCommand("SELECT owner_id, user_text FROM workers.operator_take_parked($1, $2)");
         find.Parameters.Add(new NpgsqlParameter { Value = sessionId });
         find.Parameters.Add(new NpgsqlParameter { Value = requestId });
         string owner, text;
@@ -110,13 +111,12 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
             (owner, text) = (reader.GetString(0), reader.GetString(1));
         }
 
-        await ExecuteAsync(db, "DELETE FROM workers.inbox WHERE session_id = $1 AND request_id = $2", sessionId, requestId, cancellationToken);
-        await using (var connection = await BrokerConnections.Factory(broker, "Workers.Migrator parked replay").CreateConnectionAsync(cancellationToken))
+        await using (var connection = await BrokerConnections.Factory(broker, "Workers operator: parked replay").CreateConnectionAsync(cancellationToken))
         await using (var channel = await connection.CreateChannelAsync(
                          new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken))
         {
             var request = new ChatRequested { RequestId = requestId, SessionId = sessionId, UserId = owner, Text = text, SentAt = DateTimeOffset.UtcNow };
-            // The broker checks user-id against this (admin) login, and the turn records it as its producer: a replay is audited.
+            // The broker checks user-id against this login, and the turn records it as its producer: a replay is audited.
             var properties = new BasicProperties
             {
                 Persistent = true, ContentType = "application/json", MessageId = requestId.ToString(), UserId = broker.Username,
@@ -125,16 +125,13 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
                 properties, JsonSerializer.SerializeToUtf8Bytes(request, JsonSerializerOptions.Web), cancellationToken);
         }
 
-        return await ExecuteAsync(db, "DELETE FROM workers.parked_requests WHERE session_id = $1 AND request_id = $2",
-            sessionId, requestId, cancellationToken) == 1;
+        return await RemoveAsync(sessionId, requestId, cancellationToken);
     }
 
-    public async Task<bool> DiscardAsync(Guid sessionId, Guid requestId, CancellationToken cancellationToken)
-    {
-        await using var db = NpgsqlDataSource.Create(admin);
-        return await ExecuteAsync(db, "DELETE FROM workers.parked_requests WHERE session_id = $1 AND request_id = $2",
-            sessionId, requestId, cancellationToken) == 1;
-    }
+    public Task<bool> DiscardAsync(Guid sessionId, Guid requestId, CancellationToken cancellationToken) =>
+        RemoveAsync(sessionId, requestId, cancellationToken);
+
+    public void Dispose() => _management.Dispose();
 
     public static string Format(PoolState state)
     {
@@ -164,21 +161,26 @@ public sealed class OperatorView(NpgsqlConnectionStringBuilder admin, RabbitMqOp
 
     private async Task<Dictionary<string, (long Ready, long Unacked)>> QueueDepthsAsync(CancellationToken cancellationToken)
     {
-        using var http = new HttpClient { BaseAddress = new Uri($"http://{broker.Host}:{broker.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{broker.Username}:{broker.Password}")));
-        var queues = await http.GetFromJsonAsync<List<JsonElement>>(
+        var queues = await _management.GetFromJsonAsync<List<JsonElement>>(
             $"queues/{Uri.EscapeDataString(broker.VirtualHost)}?columns=name,messages_ready,messages_unacknowledged", cancellationToken) ?? [];
         return queues.ToDictionary(q => q.GetProperty("name").GetString()!, q => (Count(q, "messages_ready"), Count(q, "messages_unacknowledged")));
 
         static long Count(JsonElement queue, string name) => queue.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : 0;
     }
 
-    private static async Task<int> ExecuteAsync(NpgsqlDataSource db, string sql, Guid sessionId, Guid requestId, CancellationToken cancellationToken)
+    private async Task<bool> RemoveAsync(Guid sessionId, Guid requestId, CancellationToken cancellationToken)
     {
-        await using var command = db.CreateCommand(sql);
+        await using var command = db.CreateCommand("SELECT workers.operator_remove_parked($1, $2)");
         command.Parameters.Add(new NpgsqlParameter { Value = sessionId });
         command.Parameters.Add(new NpgsqlParameter { Value = requestId });
-        return await command.ExecuteNonQueryAsync(cancellationToken);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static HttpClient ManagementClient(RabbitMqOptions broker, NetworkCredential login)
+    {
+        var http = new HttpClient { BaseAddress = new Uri($"http://{broker.Host}:{broker.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{login.UserName}:{login.Password}")));
+        return http;
     }
 }
