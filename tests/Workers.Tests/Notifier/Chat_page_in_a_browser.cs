@@ -216,6 +216,46 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         Assert.DoesNotContain(browser.Problems, p => p.StartsWith("page error", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task An_operator_opens_the_admin_page_sees_the_pool_and_replays_a_parked_request()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services);
+        await using var _ = pool;
+        await pool.WaitForBalanceAsync(1, TimeSpan.FromSeconds(30));
+        var (session, replayed, discarded) = await Operations.Operator_view.SeedParkedAsync(pool);
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+
+        // A user's token opens nothing.
+        await page.GotoAsync("/admin.html");
+        await page.GetByTestId("token").FillAsync(NotifierProcess.Token("alice"));
+        await page.GetByTestId("use-token").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("error-text")).ToContainTextAsync("does not carry the admin role");
+        await Assertions.Expect(page.GetByTestId("members")).ToBeHiddenAsync();
+
+        await page.GetByTestId("user-id").FillAsync("ops");
+        await page.GetByTestId("dev-sign-in").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync("ops");
+        await Assertions.Expect(page.GetByTestId("members").GetByTestId("member")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.GetByTestId("members")).ToContainTextAsync("w1");
+        await Assertions.Expect(page.GetByTestId("partitions").GetByTestId("partition")).ToHaveCountAsync(pool.Partitions);
+        var parked = page.GetByTestId("parked").GetByTestId("parked-request");
+        await Assertions.Expect(parked).ToHaveCountAsync(2);
+        await Assertions.Expect(page.GetByTestId("parked")).Not.ToContainTextAsync("hello again");
+
+        await parked.Filter(new() { HasText = replayed.ToString() }).GetByTestId("replay").ClickAsync();
+        await Assertions.Expect(parked).ToHaveCountAsync(1);
+        await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == replayed && x.Type == "TurnCompleted"), TimeSpan.FromSeconds(20),
+            "the replayed request's reply");
+        await parked.Filter(new() { HasText = discarded.ToString() }).GetByTestId("discard").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("no-parked")).ToBeVisibleAsync();
+        Assert.Equal(1L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE session_id = '{session}'"));
+        await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
+        // The refused user token is the one expected console error (a 403 the browser logs).
+        Assert.DoesNotContain(browser.Problems, p => !p.Contains("403", StringComparison.Ordinal));
+    }
+
     private static async Task SignInAsync(IPage page, string userId)
     {
         await page.GotoAsync("/");
