@@ -31,6 +31,7 @@ public sealed class Broker_logins(ServicesFixture services)
             ["Worker"] = ($"t-worker-{suffix}", BrokerPermissions.Worker),
             ["Notifier"] = ($"t-notifier-{suffix}", BrokerPermissions.Notifier),
             ["Producer"] = ($"t-producer-{suffix}", BrokerPermissions.Producer),
+            ["Monitor"] = ($"t-monitor-{suffix}", BrokerPermissions.Monitor),
         };
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(names.SelectMany(n => new[]
         {
@@ -50,7 +51,9 @@ public sealed class Broker_logins(ServicesFixture services)
                 Assert.Equal((permissions.Configure, permissions.Write, permissions.Read), (granted.GetProperty("configure").GetString(),
                     granted.GetProperty("write").GetString(), granted.GetProperty("read").GetString()));
                 var user = await services.Services.Management.GetFromJsonAsync<JsonElement>($"users/{login}");
-                Assert.Empty(user.GetProperty("tags").EnumerateArray());
+                // Only the monitor may use the management API (to read queue depths), with the plain management tag.
+                Assert.Equal(login == names["Monitor"].Login ? ["management"] : [],
+                    user.GetProperty("tags").EnumerateArray().Select(t => t.GetString()).ToArray());
             }
 
             // The producer login it made can publish a request and nothing more.
@@ -221,6 +224,44 @@ public sealed class Broker_logins(ServicesFixture services)
         var line = Assert.Single(worker.Log, l => l.StartsWith("configuration error:", StringComparison.Ordinal));
         Assert.Contains($"queue '{Partitioning.QueueName(3)}' not found", line, StringComparison.Ordinal);
         Assert.Contains("Workers.Migrator topology", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_monitor_login_sees_queue_depths_in_the_management_API_and_can_read_no_message()
+    {
+        var vhost = await services.Services.CreateVhostAsync();
+        try
+        {
+            var monitor = services.Services.Monitor;
+            var queue = $"spy-{Guid.NewGuid():N}";
+            await using (var admin = await ConnectAsync(vhost))
+            await using (var channel = await admin.CreateChannelAsync())
+            {
+                await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+                await channel.BasicPublishAsync("", queue, Encoding.UTF8.GetBytes("a user's words"));
+            }
+
+            using var http = new HttpClient { BaseAddress = services.Services.Management.BaseAddress };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+                Convert.ToBase64String(Encoding.UTF8.GetBytes($"{monitor.Username}:{monitor.Password}")));
+            var vhostPath = Uri.EscapeDataString(vhost.VirtualHost);
+            var listed = await http.GetFromJsonAsync<JsonElement>($"queues/{vhostPath}?columns=name,messages_ready");
+            Assert.Contains(listed.EnumerateArray(), q => q.GetProperty("name").GetString() == queue);
+
+            var peek = await http.PostAsJsonAsync($"queues/{vhostPath}/{queue}/get",
+                new { count = 1, ackmode = "ack_requeue_true", encoding = "auto" });
+            Assert.False(peek.IsSuccessStatusCode, $"the management API let the monitor read a message: {(int)peek.StatusCode}");
+            Assert.DoesNotContain("a user's words", await peek.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            await using var connection = await ConnectAsync(monitor.On(vhost));
+            await using var amqp = await connection.CreateChannelAsync();
+            var refused = await Assert.ThrowsAsync<OperationInterruptedException>(() => amqp.BasicGetAsync(queue, autoAck: false));
+            Assert.Equal(AccessRefused, refused.ShutdownReason?.ReplyCode);
+        }
+        finally
+        {
+            await services.Services.DeleteVhostAsync(vhost.VirtualHost);
+        }
     }
 
     private static async Task<IConnection> ConnectAsync(RabbitMqOptions options) =>

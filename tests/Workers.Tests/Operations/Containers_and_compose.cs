@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Workers.Core.Hosting;
 using Workers.Migrator;
 using Workers.Notifier.Auth;
+using Workers.Notifier.Operations;
 using Workers.Notifier.Sending;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
@@ -31,6 +32,7 @@ public sealed partial class Containers_and_compose
         [RetentionOptions.SectionName] = [typeof(RetentionOptions)],
         [AuthOptions.SectionName] = [typeof(AuthOptions)],
         [LimitOptions.SectionName] = [typeof(LimitOptions)],
+        [OperatorOptions.SectionName] = [typeof(OperatorOptions)],
     };
 
     /// <summary>What each program reads: options sections, connection strings, plain keys.</summary>
@@ -38,10 +40,12 @@ public sealed partial class Containers_and_compose
     {
         ["Workers.Worker"] = ([RabbitMqOptions.SectionName, WorkerOptions.SectionName, ModelOptions.SectionName, RetentionOptions.SectionName],
             [ConnectionStrings.Postgres], ["Urls"]),
-        ["Workers.Notifier"] = ([RabbitMqOptions.SectionName, TopologyOptions.SectionName, AuthOptions.SectionName, LimitOptions.SectionName],
-            [ConnectionStrings.Postgres], ["Urls", "AllowedHosts"]),
+        ["Workers.Notifier"] = ([RabbitMqOptions.SectionName, TopologyOptions.SectionName, AuthOptions.SectionName, LimitOptions.SectionName,
+                OperatorOptions.SectionName],
+            [ConnectionStrings.Postgres, ConnectionStrings.PostgresOperator], ["Urls", "AllowedHosts"]),
         ["Workers.Migrator"] = ([RabbitMqOptions.SectionName, TopologyOptions.SectionName],
-            [ConnectionStrings.PostgresAdmin, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier, ConnectionStrings.Postgres],
+            [ConnectionStrings.PostgresAdmin, ConnectionStrings.PostgresWorker, ConnectionStrings.PostgresNotifier, ConnectionStrings.PostgresOperator,
+                ConnectionStrings.Postgres],
             [.. BrokerLoginSetup.ConfigurationKeys.Select(k => k.Replace(":", "__", StringComparison.Ordinal)), "Sessions__IdleTtl"]),
     };
 
