@@ -56,6 +56,9 @@ public sealed class HostProcess : IAsyncDisposable
         start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
         // Workstation GC (the hosts' project default is server GC): many processes share few cores here.
         start.Environment["DOTNET_gcServer"] = "0";
+        // The admin API only where a start asks for it: the operator login that services.sh env exported names
+        // another database than the test's.
+        start.Environment.Remove("ConnectionStrings__PostgresOperator");
         foreach (var (key, value) in settings)
         {
             start.Environment[key] = value;

@@ -9,10 +9,21 @@ namespace Workers.Core.Hosting;
 /// the owner of a table in the schema, or a member of the owner role. Checked before anything else starts; when the
 /// database cannot be reached yet, checked as soon as it can, and the host stops then.
 /// </summary>
-public sealed class DatabaseLoginCheck(NpgsqlDataSource dataSource, IHostApplicationLifetime lifetime, ILogger<DatabaseLoginCheck> logger)
-    : IHostedService, IDisposable
+/// <param name="dataSource">The login to check.</param>
+/// <param name="lifetime">Stopped when a late check fails.</param>
+/// <param name="logger">Where a late check reports.</param>
+/// <param name="setting">The connection string it came from, named in the error.</param>
+/// <param name="ownRole">What to log in as instead, named in the error.</param>
+public sealed class DatabaseLoginCheck(NpgsqlDataSource dataSource, IHostApplicationLifetime lifetime, ILogger<DatabaseLoginCheck> logger,
+    string setting, string ownRole) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>The host's own login (<c>ConnectionStrings:Postgres</c>).</summary>
+    public DatabaseLoginCheck(NpgsqlDataSource dataSource, IHostApplicationLifetime lifetime, ILogger<DatabaseLoginCheck> logger)
+        : this(dataSource, lifetime, logger, $"ConnectionStrings:{ConnectionStrings.Postgres}", "the host's own role (workers_worker or workers_notifier)")
+    {
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -82,8 +93,7 @@ public sealed class DatabaseLoginCheck(NpgsqlDataSource dataSource, IHostApplica
         if (why is not null)
         {
             throw new InvalidConfigurationException(
-                $"ConnectionStrings:Postgres logs in as '{role}', {why}: row-level security would not bind it. " +
-                "Log in as the host's own role (workers_worker or workers_notifier).");
+                $"{setting} logs in as '{role}', {why}: row-level security would not bind it. Log in as {ownRole}.");
         }
     }
 }

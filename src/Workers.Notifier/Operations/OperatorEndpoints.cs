@@ -42,6 +42,11 @@ public static class OperatorEndpoints
         // Its own small pool: the admin API never takes a connection the chat's requests wait for.
         login.MaxPoolSize = 4;
         builder.Services.AddSingleton(_ => new OperatorDataSource(NpgsqlDataSource.Create(login)));
+        // Like the host's own login: one that row-level security does not bind stops the notifier. (Not
+        // AddHostedService: it adds one service per type, and the host's own check is already one.)
+        builder.Services.AddSingleton<IHostedService>(services => new DatabaseLoginCheck(services.GetRequiredService<OperatorDataSource>().Source,
+            services.GetRequiredService<IHostApplicationLifetime>(), services.GetRequiredService<ILogger<DatabaseLoginCheck>>(),
+            $"ConnectionStrings:{ConnectionStrings.PostgresOperator}", "workers_operator"));
         builder.Services.AddSingleton(services => new OperatorView(services.GetRequiredService<OperatorDataSource>().Source,
             services.GetRequiredService<IOptions<RabbitMqOptions>>().Value,
             new NetworkCredential(options.ManagementUsername, options.ManagementPassword)));

@@ -48,6 +48,24 @@ public sealed class Logins_and_secrets(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_notifier_refuses_to_start_with_an_operator_login_that_row_level_security_does_not_bind()
+    {
+        await using var pool = await WorkersSystem.CreateAsync(services.Services);
+        var superuser = pool.Db.Admin.ConnectionString;
+        var notifier = HostProcess.StartHost("Workers.Notifier", "operator-superuser", new Dictionary<string, string>(pool.Settings)
+        {
+            ["ConnectionStrings__Postgres"] = pool.Db.Notifier.ConnectionString, ["ConnectionStrings__PostgresOperator"] = superuser,
+            ["Operator__ManagementUsername"] = services.Services.Monitor.Username, ["Operator__ManagementPassword"] = services.Services.Monitor.Password,
+            ["ASPNETCORE_ENVIRONMENT"] = "Development", ["Auth__SigningKey"] = WorkersSystem.SigningKey, ["Urls"] = "http://127.0.0.1:0",
+        });
+        await using var _ = notifier;
+        Assert.Equal(2, await notifier.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        var line = Assert.Single(notifier.Log, l => l.StartsWith("configuration error:", StringComparison.Ordinal));
+        Assert.Contains("ConnectionStrings:PostgresOperator logs in as", line, StringComparison.Ordinal);
+        Assert.Contains("a superuser", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_host_outside_Development_refuses_a_password_or_key_this_repository_publishes()
     {
         await using var pool = await WorkersSystem.CreateAsync(services.Services);
