@@ -23,6 +23,11 @@ public sealed class PartitionDelivery(
 
     public PartitionLease Lease => source.Lease;
 
+    /// <summary>This worker no longer holds the partition for sure: its lease connection or channel was lost, or a
+    /// commit was fenced. A turn still running here is then an attempt the next owner repeats: it publishes nothing
+    /// more (its commit meets the epoch fence).</summary>
+    public bool Fenced => source.Broken;
+
     /// <summary>The partition is being handed over: a request that has not started must not start here.</summary>
     public bool PartitionStopping => source.Stopping;
 

@@ -258,6 +258,12 @@ public sealed class PartitionLeaseManager(
         }
 
         // No drain: without the lease or the broker these turns cannot be acked; their commits are fenced by epoch.
+        // Broken first, so their replies stop publishing before the channel's close hands the requests on.
+        foreach (var consumer in consumers)
+        {
+            consumer.MarkBroken();
+        }
+
         await Task.WhenAll(consumers.Select(c => c.StopAsync(TimeSpan.Zero)));
         await DisposeConnectionsAsync();
     }

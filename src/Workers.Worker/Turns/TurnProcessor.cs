@@ -94,7 +94,7 @@ public sealed class TurnProcessor(
         }
 
         metrics.TurnStarted();
-        var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars);
+        var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars, () => delivery.Fenced);
         ModelCallResult result;
         using (var cancel = activeTurns.Start(reply))
         {
@@ -127,8 +127,8 @@ public sealed class TurnProcessor(
             // Another worker owns the partition now (or already committed this turn). Acking would drop a request
             // nobody persisted: leave it unacked and give the partition up, so the broker hands it, and everything
             // behind it, to the owner in order; the inbox there turns an already-committed one into a no-op.
-            logger.LogWarning("Turn {RequestId} of session {SessionId} fenced out on partition {Partition}: giving the partition up",
-                request.RequestId, request.SessionId, delivery.Lease.Partition);
+            logger.LogWarning("Turn {RequestId} of session {SessionId} fenced out on partition {Partition} ({Withheld} events withheld): " +
+                "giving the partition up", request.RequestId, request.SessionId, delivery.Lease.Partition, reply.Withheld);
             delivery.GiveUpPartition();
             return;
         }

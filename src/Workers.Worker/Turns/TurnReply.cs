@@ -7,15 +7,19 @@ namespace Workers.Worker.Turns;
 /// <summary>
 /// The events of one turn attempt, numbered from the block of sequence numbers the attempt reserved. Reply text is
 /// coalesced: a delta goes out when <c>DeltaMaxChars</c> characters are pending or <c>DeltaInterval</c> has passed
-/// since the previous delta was confirmed.
+/// since the previous delta was confirmed. Once <paramref name="fenced"/> says the worker lost the partition, the
+/// attempt publishes nothing more: the next owner runs the request again with higher seqs, and a session's seq on the
+/// wire must only grow. The text still accumulates, for the commit the epoch fence then refuses.
 /// </summary>
-public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars)
+public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars,
+    Func<bool>? fenced = null)
 {
     private readonly Lock _gate = new();
     private readonly StringBuilder _text = new();
     private readonly StringBuilder _pending = new();
     private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
     private long _lastSeq = firstSeq - 1;
+    private int _withheld;
 
     public ChatRequested Request => request;
 
@@ -49,7 +53,11 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
         }
     }
 
-    public Task StartedAsync(CancellationToken cancellationToken) => events.StartedAsync(request, NextSeq(), cancellationToken);
+    /// <summary>Events not published because the partition was lost while this attempt ran.</summary>
+    public int Withheld => Volatile.Read(ref _withheld);
+
+    public Task StartedAsync(CancellationToken cancellationToken) =>
+        Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), cancellationToken);
 
     public async Task AppendAsync(string? text, CancellationToken cancellationToken)
     {
@@ -86,6 +94,11 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
             delta = _pending.ToString();
             _pending.Clear();
             _sinceFlush.Restart();
+            if (Fenced())
+            {
+                return;
+            }
+
             seq = ++_lastSeq;
         }
 
@@ -104,6 +117,20 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     {
         // Text before the tool call goes out first, so clients see events in the order they happened.
         await FlushAsync(CancellationToken.None);
-        await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+        if (!Fenced())
+        {
+            await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+        }
+    }
+
+    private bool Fenced()
+    {
+        if (fenced?.Invoke() != true)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _withheld);
+        return true;
     }
 }
