@@ -38,10 +38,9 @@ for i in $(seq 1 "${WORKERS_COUNT:-2}"); do
     dotnet "src/Workers.Worker/$out/Workers.Worker.dll" --Workers:WorkerId="worker-$i" &
   pids+=($!)
 done
-# The admin page (/admin.html) reads queue depths as workers-monitor (management tag, no permission to read a message).
-monitor="${WORKERS_AMQP_URL_MONITOR#amqp://}"; monitor="${monitor%%@*}"
+# The admin page (/admin.html) logs in as workers_operator and reads queue depths as workers-monitor (management tag,
+# no permission to read a message): ConnectionStrings__PostgresOperator and Operator__* from services.sh env.
 env "${notifier_login[@]}" ConnectionStrings__Postgres="$ConnectionStrings__PostgresNotifier" \
-  Operator__ManagementUsername="${monitor%%:*}" Operator__ManagementPassword="${monitor#*:}" \
   dotnet "src/Workers.Notifier/$out/Workers.Notifier.dll" &
 pids+=($!)
 echo "run: ${WORKERS_COUNT:-2} workers and a notifier are starting" >&2

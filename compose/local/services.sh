@@ -594,6 +594,9 @@ print_env() {
     printf 'RabbitMq__Username=%s\n' "$(sq "$RMQ_USER")"
     printf 'RabbitMq__Password=%s\n' "$(sq "$RMQ_PASSWORD")"
     printf 'RabbitMq__ManagementPort=%s\n' "$MGMT_PORT"
+    # The notifier's admin API: its database login above, and the broker's monitoring login for queue depths.
+    printf 'Operator__ManagementUsername=workers-monitor\n'
+    printf 'Operator__ManagementPassword=%s\n' "$(sq "$(login_password workers-monitor)")"
     # One URL per login (vhost / URL-encoded); run.sh gives each host its own, docs/producer uses the producer's.
     printf 'WORKERS_AMQP_URL_ADMIN=%s\n' "$(sq "amqp://$RMQ_USER:$RMQ_PASSWORD@127.0.0.1:$AMQP_PORT/%2F")"
     local component user

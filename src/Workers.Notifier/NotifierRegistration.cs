@@ -65,6 +65,8 @@ public static class NotifierRegistration
         builder.AddNotifierAuth();
         builder.AddOperatorView();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
+        services.AddCheckedOptions<PageOptions>(PageOptions.SectionName);
+        services.AddCors();
         services.AddSingleton<NotifierMetrics>();
         services.AddSingleton<SessionLifecycle>();
         services.AddSingleton<SessionRoutes>();
@@ -84,6 +86,10 @@ public static class NotifierRegistration
     public static WebApplication MapNotifier(this WebApplication app)
     {
         app.UseHubOriginCheck();
+        // A page served by another notifier (Page:NotifierUrls) calls this one's REST API and hub negotiation: the
+        // origins allowed for the hub are the ones CORS allows, with bearer tokens, never cookies.
+        var origins = app.Services.GetRequiredService<IOptions<LimitOptions>>().Value.AllowedOrigins;
+        app.UseCors(cors => cors.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod());
         app.UseDefaultFiles();
         app.UseStaticFiles();
         app.UseAuthentication();
@@ -91,6 +97,7 @@ public static class NotifierRegistration
         app.MapHub<ChatHub>(AuthRegistration.HubPath, o => o.CloseOnAuthenticationExpiration = true);
         app.MapSessionEndpoints();
         app.MapDevTokens();
+        app.MapGet("/page-config.json", (IOptions<PageOptions> page) => new { notifiers = page.Value.NotifierUrls });
         app.MapOperatorEndpoints();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", HealthJson.Ready);

@@ -333,7 +333,8 @@ public sealed class WorkersSystem : IAsyncDisposable
         return settings;
     }
 
-    private static int FreePort()
+    /// <summary>A loopback TCP port nobody listens on now.</summary>
+    public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();

@@ -46,7 +46,30 @@
     views: new Map(), // id -> the open session's thread, turns and stream position
     currentId: null,
     changes: 0, // local changes to the session list; a list fetched before one of them is stale
+    // The notifiers this page may use (GET /page-config.json), the one in use first. When its connection is lost for
+    // good, the page moves to the next and resumes every open chat from the last seq it saw.
+    notifiers: [location.origin],
+    notifier: 0,
   };
+
+  /** The base URL of the notifier in use (REST and hub). */
+  function base() {
+    return state.notifiers[state.notifier];
+  }
+
+  async function loadNotifiers() {
+    try {
+      const response = await fetch('/page-config.json', { headers: { Accept: 'application/json' } });
+      const listed = response.ok ? (await response.json()).notifiers : null;
+      if (Array.isArray(listed) && listed.length > 0) {
+        const urls = listed.map((u) => String(u).replace(/\/+$/, ''));
+        // This page's own notifier first when it is listed; the others in their order.
+        state.notifiers = urls.includes(location.origin) ? [location.origin, ...urls.filter((u) => u !== location.origin)] : urls;
+      }
+    } catch {
+      // The page's own notifier only.
+    }
+  }
 
   // ---- errors ------------------------------------------------------------------------------------------------------
 
@@ -84,7 +107,7 @@
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
-      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      response = await fetch(base() + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (error) {
       throw new ApiError('network_error', `could not reach the server (${describe(error)})`);
     }
@@ -190,6 +213,7 @@
 
   function setConnectionState(value) {
     ui.connection.dataset.state = value;
+    ui.connection.dataset.notifier = base();
     const labels = { connected: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…' };
     ui.connection.textContent = labels[value] || 'offline';
     updateComposer();
@@ -208,7 +232,16 @@
       }, 0);
       return null;
     }
+    // With other notifiers to go to, two quick retries here, then the connection closes and the page moves on.
+    if (state.notifiers.length > 1 && retry.previousRetryCount >= 2) return null;
     return retry.previousRetryCount === 0 ? 0 : Math.min(10000, 1000 * 2 ** (retry.previousRetryCount - 1));
+  }
+
+  /** Moves to the next notifier and connects there; the open chats resume after their last seq. */
+  function failOver(generation) {
+    if (generation !== state.generation) return;
+    state.notifier = (state.notifier + 1) % state.notifiers.length;
+    connect();
   }
 
   /** Whether the token's exp claim has passed (the server decides; this only stops hopeless reconnects). */
@@ -225,7 +258,8 @@
   function connect() {
     const generation = state.generation;
     const connection = new signalR.HubConnectionBuilder()
-      .withUrl('/hubs/chat', { accessTokenFactory: () => state.token })
+      // Bearer tokens, no cookies: a notifier of another origin answers without credentialed CORS.
+      .withUrl(`${base()}/hubs/chat`, { accessTokenFactory: () => state.token, withCredentials: false })
       .withAutomaticReconnect({ nextRetryDelayInMilliseconds: retryDelay })
       .configureLogging(signalR.LogLevel.Warning)
       .build();
@@ -247,8 +281,13 @@
       refreshSessions().catch(showError);
     });
     connection.onclose((error) => {
-      if (generation !== state.generation) return; // signed out: closed on purpose
+      if (generation !== state.generation || state.connection !== connection) return; // signed out, or replaced
       setConnectionState('disconnected');
+      if (state.notifiers.length > 1) {
+        showError(`connection lost${error ? `: ${describe(error)}` : ''}; moving to another notifier`);
+        setTimeout(() => failOver(generation), 0);
+        return;
+      }
       showError(`connection closed${error ? `: ${describe(error)}` : ''}; retrying`);
       setTimeout(() => restart(connection, generation), 3000);
     });
@@ -263,20 +302,24 @@
         await connection.start();
         break;
       } catch (error) {
-        if (generation !== state.generation) return;
+        if (generation !== state.generation || state.connection !== connection) return;
         if (/401|Unauthorized/.test(describe(error))) {
           signOut();
           showError('your sign-in has expired or was refused; sign in again');
           return;
         }
         showError(`could not connect to the chat hub: ${describe(error)}; retrying`);
+        if (state.notifiers.length > 1) {
+          setTimeout(() => failOver(generation), Math.min(5000, 500 * 2 ** attempt));
+          return;
+        }
         await new Promise((resolve) => setTimeout(resolve, Math.min(30000, 1000 * 2 ** attempt)));
         if (generation !== state.generation) return;
       }
     }
-    if (generation !== state.generation) return;
+    if (generation !== state.generation || state.connection !== connection) return;
     setConnectionState('connected');
-    if (ui.errorText.textContent.startsWith('could not connect')) clearError();
+    if (/^(could not connect|connection lost)/.test(ui.errorText.textContent)) clearError();
     for (const view of state.views.values()) {
       if (view.loaded) subscribe(view);
     }
@@ -877,13 +920,15 @@
     return;
   }
 
-  const savedToken = sessionStorage.getItem(STORAGE.token);
-  const savedUser = sessionStorage.getItem(STORAGE.user);
-  if (savedToken && savedUser) {
-    ui.userId.value = savedUser;
-    start(savedToken, savedUser).catch(showError);
-  } else {
-    updateComposer();
-    ui.userId.focus();
-  }
+  loadNotifiers().then(() => {
+    const savedToken = sessionStorage.getItem(STORAGE.token);
+    const savedUser = sessionStorage.getItem(STORAGE.user);
+    if (savedToken && savedUser) {
+      ui.userId.value = savedUser;
+      start(savedToken, savedUser).catch(showError);
+    } else {
+      updateComposer();
+      ui.userId.focus();
+    }
+  });
 })();

@@ -217,6 +217,55 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     }
 
     [Fact]
+    public async Task When_its_notifier_dies_the_page_moves_to_the_other_and_the_reply_resumes_with_no_gap_and_no_duplicate()
+    {
+        var pool = await WorkersSystem.CreateAsync(services.Services, settings: SlowerModel);
+        await using var _ = pool;
+        await pool.StartWorkerAsync();
+        var (first, second) = ($"http://127.0.0.1:{WorkersSystem.FreePort()}", $"http://127.0.0.1:{WorkersSystem.FreePort()}");
+        Dictionary<string, string> Settings(string own, string other) => new()
+        {
+            ["Urls"] = own, ["Page__NotifierUrls__0"] = first, ["Page__NotifierUrls__1"] = second, ["Limits__AllowedOrigins__0"] = other,
+        };
+        var dying = await pool.StartNotifierAsync(Settings(first, second));
+        await pool.StartNotifierAsync(Settings(second, first));
+        await using var browser = await Browser.OpenAsync(new Uri(first));
+        var page = browser.Page;
+
+        await SignInAsync(page, "erin");
+        await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-notifier", first);
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("tell me everything");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        var reply = page.GetByTestId("messages").GetByTestId("assistant");
+        await Assertions.Expect(reply.GetByTestId("reply-text")).ToContainTextAsync("This is reply 1", new() { Timeout = 30_000 });
+
+        dying.Process.Kill();
+        await dying.Process.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        var before = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
+
+        // Not restarted: the page goes to the other notifier, subscribes after the last seq it saw and gets the rest once.
+        await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-notifier", second, new() { Timeout = 30_000 });
+        await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 30_000 });
+        await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+        var after = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
+        Report($"before the failover: {before.Length} characters; after: {after.Length}");
+        Assert.StartsWith(before, after, StringComparison.Ordinal);
+        Assert.StartsWith("You said: \"tell me everything\". This is reply 1 in this session.", after, StringComparison.Ordinal);
+        Assert.Equal(100, after.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        await Assertions.Expect(reply).ToHaveCountAsync(1);
+
+        // The page works on: a second message goes through the other notifier and is answered.
+        await page.GetByTestId("message-input").FillAsync("and then?");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        await Assertions.Expect(reply).ToHaveCountAsync(2);
+        await Assertions.Expect(reply.Nth(1)).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+        await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
+        Assert.DoesNotContain(browser.Problems, p => p.StartsWith("page error", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task An_operator_opens_the_admin_page_sees_the_pool_and_replays_a_parked_request()
     {
         var (pool, notifier) = await NotifierSystem.StartAsync(services);
@@ -308,7 +357,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
             {
                 if (message.Type == "error")
                 {
-                    Problems.Enqueue($"console error: {message.Text}");
+                    Problems.Enqueue($"console error: {message.Text} ({message.Location})");
                 }
             };
             page.PageError += (_, error) => Problems.Enqueue($"page error: {error}");
