@@ -188,12 +188,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         var page = browser.Page;
 
         await SignInAsync(page, "dave");
-        await page.GetByTestId("new-session").ClickAsync();
-        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
-        await page.GetByTestId("message-input").FillAsync("tell me everything");
-        await page.GetByTestId("message-input").PressAsync("Enter");
-        var reply = page.GetByTestId("messages").GetByTestId("assistant");
-        await Assertions.Expect(reply.GetByTestId("reply-text")).ToContainTextAsync("This is reply 1", new() { Timeout = 30_000 });
+        var reply = await StartLongReplyAsync(page);
 
         notifier.Process.Kill();
         await notifier.Process.WaitForExitAsync(TimeSpan.FromSeconds(10));
@@ -204,13 +199,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         // The page reconnects by itself, subscribes again after the last seq it saw, and gets the rest exactly once.
         await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-state", "connected",
             new() { Timeout = 30_000 });
-        await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
-        var after = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
-        Report($"before the restart: {before.Length} characters; after: {after.Length}");
-        Assert.StartsWith(before, after, StringComparison.Ordinal);
-        Assert.StartsWith("You said: \"tell me everything\". This is reply 1 in this session.", after, StringComparison.Ordinal);
-        Assert.Equal(100, after.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
-        await Assertions.Expect(reply).ToHaveCountAsync(1);
+        await ExpectResumedAsync(reply, before, "restart");
         await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
         // While the notifier was down the browser logged refused connections; nothing may have thrown in the page.
         Assert.DoesNotContain(browser.Problems, p => p.StartsWith("page error", StringComparison.Ordinal));
@@ -234,12 +223,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
 
         await SignInAsync(page, "erin");
         await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-notifier", first);
-        await page.GetByTestId("new-session").ClickAsync();
-        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
-        await page.GetByTestId("message-input").FillAsync("tell me everything");
-        await page.GetByTestId("message-input").PressAsync("Enter");
-        var reply = page.GetByTestId("messages").GetByTestId("assistant");
-        await Assertions.Expect(reply.GetByTestId("reply-text")).ToContainTextAsync("This is reply 1", new() { Timeout = 30_000 });
+        var reply = await StartLongReplyAsync(page);
 
         dying.Process.Kill();
         await dying.Process.WaitForExitAsync(TimeSpan.FromSeconds(10));
@@ -248,13 +232,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         // Not restarted: the page goes to the other notifier, subscribes after the last seq it saw and gets the rest once.
         await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-notifier", second, new() { Timeout = 30_000 });
         await Assertions.Expect(page.GetByTestId("connection-state")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 30_000 });
-        await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
-        var after = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
-        Report($"before the failover: {before.Length} characters; after: {after.Length}");
-        Assert.StartsWith(before, after, StringComparison.Ordinal);
-        Assert.StartsWith("You said: \"tell me everything\". This is reply 1 in this session.", after, StringComparison.Ordinal);
-        Assert.Equal(100, after.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
-        await Assertions.Expect(reply).ToHaveCountAsync(1);
+        await ExpectResumedAsync(reply, before, "failover");
 
         // The page works on: a second message goes through the other notifier and is answered.
         await page.GetByTestId("message-input").FillAsync("and then?");
@@ -303,6 +281,31 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await Assertions.Expect(page.GetByTestId("error")).ToBeHiddenAsync();
         // The refused user token is the one expected console error (a 403 the browser logs).
         Assert.DoesNotContain(browser.Problems, p => !p.Contains("403", StringComparison.Ordinal));
+    }
+
+    /// <summary>Starts a chat and a 10 s reply in it; returns once the reply streams.</summary>
+    private static async Task<ILocator> StartLongReplyAsync(IPage page)
+    {
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("tell me everything");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        var reply = page.GetByTestId("messages").GetByTestId("assistant");
+        await Assertions.Expect(reply.GetByTestId("reply-text")).ToContainTextAsync("This is reply 1", new() { Timeout = 30_000 });
+        return reply;
+    }
+
+    /// <summary>The reply completed as one, starting with what the page showed <paramref name="before"/> the fault: no
+    /// gap, no duplicate.</summary>
+    private static async Task ExpectResumedAsync(ILocator reply, string before, string fault)
+    {
+        await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+        var after = await reply.GetByTestId("reply-text").TextContentAsync() ?? "";
+        Report($"before the {fault}: {before.Length} characters; after: {after.Length}");
+        Assert.StartsWith(before, after, StringComparison.Ordinal);
+        Assert.StartsWith("You said: \"tell me everything\". This is reply 1 in this session.", after, StringComparison.Ordinal);
+        Assert.Equal(100, after.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        await Assertions.Expect(reply).ToHaveCountAsync(1);
     }
 
     private static async Task SignInAsync(IPage page, string userId)
