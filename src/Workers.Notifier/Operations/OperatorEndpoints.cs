@@ -22,6 +22,8 @@ public static class OperatorEndpoints
 
     public const string ParkedNotFoundCode = "parked_not_found";
 
+    public const string ManagementUnreachableCode = "broker_management_unreachable";
+
     public static void AddOperatorView(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -72,6 +74,15 @@ public static class OperatorEndpoints
             catch (ChatErrorException e)
             {
                 return SessionEndpoints.Problem(e.Code, e.Message);
+            }
+            catch (HttpRequestException e)
+            {
+                // The queue depths come from RabbitMQ's management API: down, or the monitor login refused (401).
+                return TypedResults.Problem(
+                    $"RabbitMQ's management API did not answer ({(e.StatusCode is { } status ? $"{(int)status} {status}" : e.HttpRequestError.ToString())}); " +
+                    "check Operator:ManagementUsername/Password and RabbitMq:ManagementPort",
+                    statusCode: StatusCodes.Status502BadGateway, title: ManagementUnreachableCode,
+                    extensions: new Dictionary<string, object?> { ["code"] = ManagementUnreachableCode });
             }
         });
         var partitions = app.Services.GetRequiredService<IOptions<TopologyOptions>>().Value.Partitions;

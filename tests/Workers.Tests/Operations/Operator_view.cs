@@ -200,6 +200,21 @@ public sealed class Operator_view(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_refused_monitor_login_is_a_clear_502_and_the_parked_list_still_answers()
+    {
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, recordEvents: false);
+        var notifier = await pool.StartNotifierAsync(new Dictionary<string, string> { ["Operator__ManagementPassword"] = "wrong-password" });
+        using var admin = notifier.Http(token: NotifierProcess.AdminToken("ops"));
+        var response = await admin.GetAsync(new Uri("/admin/api/pool", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("broker_management_unreachable", problem.GetProperty("code").GetString());
+        Assert.Contains("401", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-password", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("[]", await admin.GetStringAsync(new Uri("/admin/api/parked", UriKind.Relative)));
+    }
+
+    [Fact]
     public async Task A_notifier_without_the_operator_login_says_its_admin_API_is_off()
     {
         await using var pool = await WorkersSystem.CreateAsync(services.Services, recordEvents: false);
