@@ -16,7 +16,8 @@ public sealed class TurnProgressConsumer(ActiveTurns turns, PartitionLeaseManage
     public async Task Consume(ConsumeContext<TurnProgressRequested> context)
     {
         var question = context.Message;
-        if (turns.Running(question.SessionId) is { } reply)
+        // A turn whose partition was lost is the next owner's to report (it runs the request again).
+        if (turns.Running(question.SessionId) is { IsFenced: false } reply)
         {
             var (text, lastSeq) = reply.Published();
             await context.Publish(new TurnProgress

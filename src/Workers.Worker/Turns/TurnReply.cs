@@ -56,6 +56,10 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     /// <summary>Events not published because the partition was lost while this attempt ran.</summary>
     public int Withheld => Volatile.Read(ref _withheld);
 
+    /// <summary>The worker lost the partition while this attempt ran: it speaks for the session no more (no events, no
+    /// progress answers to a resuming client).</summary>
+    public bool IsFenced => fenced?.Invoke() == true;
+
     public Task StartedAsync(CancellationToken cancellationToken) =>
         Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), cancellationToken);
 
@@ -125,7 +129,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     private bool Fenced()
     {
-        if (fenced?.Invoke() != true)
+        if (!IsFenced)
         {
             return false;
         }
