@@ -50,6 +50,7 @@
     // good, the page moves to the next and resumes every open chat from the last seq it saw.
     notifiers: [location.origin],
     notifier: 0,
+    failovers: 0, // moves since the last successful connection: the wait before the next one grows with it
   };
 
   /** The base URL of the notifier in use (REST and hub). */
@@ -237,11 +238,16 @@
     return retry.previousRetryCount === 0 ? 0 : Math.min(10000, 1000 * 2 ** (retry.previousRetryCount - 1));
   }
 
-  /** Moves to the next notifier and connects there; the open chats resume after their last seq. */
+  /** Moves to the next notifier and connects there; the open chats resume after their last seq. The first move is
+   * at once; while every notifier refuses, the moves slow down to one every 10 s. */
   function failOver(generation) {
-    if (generation !== state.generation) return;
-    state.notifier = (state.notifier + 1) % state.notifiers.length;
-    connect();
+    const wait = state.failovers === 0 ? 0 : Math.min(10000, 500 * 2 ** (state.failovers - 1));
+    state.failovers += 1;
+    setTimeout(() => {
+      if (generation !== state.generation) return;
+      state.notifier = (state.notifier + 1) % state.notifiers.length;
+      connect();
+    }, wait);
   }
 
   /** Whether the token's exp claim has passed (the server decides; this only stops hopeless reconnects). */
@@ -285,7 +291,7 @@
       setConnectionState('disconnected');
       if (state.notifiers.length > 1) {
         showError(`connection lost${error ? `: ${describe(error)}` : ''}; moving to another notifier`);
-        setTimeout(() => failOver(generation), 0);
+        failOver(generation);
         return;
       }
       showError(`connection closed${error ? `: ${describe(error)}` : ''}; retrying`);
@@ -310,7 +316,7 @@
         }
         showError(`could not connect to the chat hub: ${describe(error)}; retrying`);
         if (state.notifiers.length > 1) {
-          setTimeout(() => failOver(generation), Math.min(5000, 500 * 2 ** attempt));
+          failOver(generation);
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(30000, 1000 * 2 ** attempt)));
@@ -318,6 +324,7 @@
       }
     }
     if (generation !== state.generation || state.connection !== connection) return;
+    state.failovers = 0;
     setConnectionState('connected');
     if (/^(could not connect|connection lost)/.test(ui.errorText.textContent)) clearError();
     for (const view of state.views.values()) {
