@@ -1,6 +1,4 @@
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Text;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Workers.Core.Hosting;
@@ -48,9 +46,7 @@ public static class BrokerLoginSetup
                 "BrokerLogins:Worker:Password, :Notifier:Password, :Producer:Password and :Monitor:Password are all missing; set the ones to create");
         }
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://{admin.Host}:{admin.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{admin.Username}:{admin.Password}")));
+        using var http = BrokerConnections.ManagementClient(admin, new System.Net.NetworkCredential(admin.Username, admin.Password));
         var vhost = Uri.EscapeDataString(admin.VirtualHost);
         foreach (var (name, password, permissions, tags) in wanted)
         {

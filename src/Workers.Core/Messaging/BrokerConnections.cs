@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
 using RabbitMQ.Client;
 using Workers.Core.Hosting;
 
@@ -5,6 +8,17 @@ namespace Workers.Core.Messaging;
 
 public static class BrokerConnections
 {
+    /// <summary>RabbitMQ's management API (<c>http://host:ManagementPort/api/</c>) as <paramref name="login"/>.</summary>
+    public static HttpClient ManagementClient(RabbitMqOptions options, NetworkCredential login)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(login);
+        var http = new HttpClient { BaseAddress = new Uri($"http://{options.Host}:{options.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{login.UserName}:{login.Password}")));
+        return http;
+    }
+
     /// <summary>A plain AMQP connection factory for what MassTransit does not do: ordered partition consumption.</summary>
     public static ConnectionFactory Factory(RabbitMqOptions options, string clientName)
     {

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -22,7 +21,7 @@ namespace Workers.Core.Operations;
 /// <param name="management">A login the management API shows the virtual host's queues to (tag <c>management</c>).</param>
 public sealed class OperatorView(NpgsqlDataSource db, RabbitMqOptions broker, NetworkCredential management) : IDisposable
 {
-    private readonly HttpClient _management = ManagementClient(broker, management);
+    private readonly HttpClient _management = BrokerConnections.ManagementClient(broker, management);
 
     public sealed record Member(string WorkerId, double HeartbeatAgeSeconds, int Lanes, int Waiting, int Partitions);
 
@@ -174,13 +173,5 @@ public sealed class OperatorView(NpgsqlDataSource db, RabbitMqOptions broker, Ne
         command.Parameters.Add(new NpgsqlParameter { Value = sessionId });
         command.Parameters.Add(new NpgsqlParameter { Value = requestId });
         return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
-    }
-
-    private static HttpClient ManagementClient(RabbitMqOptions broker, NetworkCredential login)
-    {
-        var http = new HttpClient { BaseAddress = new Uri($"http://{broker.Host}:{broker.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{login.UserName}:{login.Password}")));
-        return http;
     }
 }
