@@ -139,8 +139,23 @@ public sealed class Services : IAsyncDisposable
     }
 
     /// <summary>A new database with every migration applied; returns its superuser and app-role connections.</summary>
-    // Login roles are cluster-wide, so one password for this whole run; random, since the hosts refuse published ones.
-    private readonly string _loginPassword = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+    // Login roles are cluster-wide, and every migration sets their passwords, so one password for this whole run;
+    // random, since the hosts refuse published ones. A child process (the benchmark the smoke test starts) inherits it
+    // through the environment: with a password of its own, its migration would lock the other tests' new connections
+    // out while it runs, and theirs would lock out its own.
+    private readonly string _loginPassword = SharedLoginPassword();
+
+    private static string SharedLoginPassword()
+    {
+        const string variable = "WORKERS_TEST_LOGIN_PASSWORD";
+        if (Environment.GetEnvironmentVariable(variable) is not { Length: > 0 } password)
+        {
+            password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            Environment.SetEnvironmentVariable(variable, password);
+        }
+
+        return password;
+    }
 
     public async Task<TestDatabase> CreateDatabaseAsync(int appPoolSize = 50)
     {
