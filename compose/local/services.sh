@@ -3,6 +3,8 @@
 # or systemd. Debian 12, run as root. Everything listens on 127.0.0.1 only.
 #
 #   compose/local/services.sh up       install if missing, start, wait until ready, print env
+#   compose/local/services.sh up --ha  the production topology instead: 3 RabbitMQ nodes, PostgreSQL with
+#                                      automatic failover, PgBouncer (compose/local/ha.sh; also `fault NAME`)
 #   compose/local/services.sh status   exit 0 if both run, 3 otherwise
 #   compose/local/services.sh env      KEY=VALUE lines for the apps/tests (exit 1 if not running)
 #   compose/local/services.sh down     stop what `up` started (by pid); data is kept
@@ -187,9 +189,13 @@ restore_policy() {
     if [ -n "$POLICY_BACKUP" ]; then mv -f "$POLICY_BACKUP" "$POLICY"; POLICY_BACKUP=""; fi
 }
 
-ensure_installed() {
+ensure_installed() { # ensure_installed [ha]: with "ha", the HA topology's packages too
     local pkgs=()
     find_pg_bin >/dev/null || pkgs+=(postgresql)
+    if [ "${1:-}" = ha ]; then
+        command -v pg_autoctl >/dev/null || pkgs+=(postgresql-15-auto-failover)
+        command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || pkgs+=(pgbouncer)
+    fi
     [ -x "$RMQ_BIN/rabbitmq-server" ] || pkgs+=(rabbitmq-server)
     command -v ss >/dev/null || pkgs+=(iproute2)
     command -v runuser >/dev/null || pkgs+=(util-linux)
@@ -726,11 +732,18 @@ cmd_purge() {
     log "purged $DATA"
 }
 
+# shellcheck source=compose/local/ha.sh
+. "$SCRIPT_DIR/ha.sh"
+
+# While the HA topology is configured (up --ha ran and was not purged), status, env, down and fault act on it.
 case "${1:-}" in
-    up) cmd_up ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    down) if [ "${2:-}" = "--purge" ]; then cmd_purge; else cmd_down; fi ;;
-    purge) cmd_purge ;;
-    *) echo "usage: $0 up|down [--purge]|purge|status|env" >&2; exit 2 ;;
+    up) if [ "${2:-}" = "--ha" ]; then cmd_ha_up; else ha_mode && die "the HA topology runs; 'down' it first"; cmd_up; fi ;;
+    status) if ha_mode; then cmd_ha_status; else cmd_status; fi ;;
+    env) if ha_mode; then cmd_ha_env; else cmd_env; fi ;;
+    down) if [ "${2:-}" = "--purge" ]; then
+              if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge
+          elif ha_mode; then lock; cmd_ha_down; else cmd_down; fi ;;
+    purge) if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge ;;
+    fault) ha_mode || die "faults need the HA topology (up --ha)"; cmd_ha_fault "${2:-}" ;;
+    *) echo "usage: $0 up [--ha]|down [--purge]|purge|status|env|fault rabbit-leader|rabbit-restart|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
 esac
