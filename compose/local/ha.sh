@@ -3,9 +3,11 @@
 #   services.sh up --ha       a 3-node RabbitMQ cluster, PostgreSQL with automatic failover (pg_auto_failover:
 #                             a monitor, a primary and two synchronous-quorum standbys) and one PgBouncer per
 #                             PostgreSQL node; prints the env (multi-host where it applies)
-#   services.sh status        each node and its role (while the HA topology runs)
+#   services.sh status --ha   each node and its role
+#   services.sh env --ha      the settings (multi-host where it applies), as `env` prints them in single-node mode
 #   services.sh fault NAME    rabbit-leader | rabbit-restart | pg-primary | pg-restart | pgbouncer
-#   services.sh env / down / purge   as in single-node mode
+#   services.sh down --ha     stops it (data kept); `purge` removes both topologies' data
+# The single-node services may run beside it; without --ha a command acts on them, unless only this one runs.
 #
 # Ports (all on 127.0.0.1), from WORKERS_HA_PORT_BASE (default 56100), pinned in <data>/ha/config.env while up:
 #   base+0 pg_auto_failover monitor, base+1..3 PostgreSQL nodes, base+11..13 PgBouncer (one per node),
@@ -518,7 +520,6 @@ cmd_ha_up() {
     ensure_installed ha
     load_config
     load_credentials
-    pg_pid >/dev/null || rabbit_pid >/dev/null && die "the single-node services run; 'services.sh down' first"
     ha_load
     local anything=""
     local n
@@ -559,6 +560,7 @@ cmd_ha_purge() {
 }
 
 cmd_ha_status() {
+    load_credentials
     ha_load
     local n rc=0 pid leaders
     leaders="$(curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[0]}/api/queues/%2F?columns=name,leader" 2>/dev/null || true)"

@@ -3,8 +3,9 @@
 # or systemd. Debian 12, run as root. Everything listens on 127.0.0.1 only.
 #
 #   compose/local/services.sh up       install if missing, start, wait until ready, print env
-#   compose/local/services.sh up --ha  the production topology instead: 3 RabbitMQ nodes, PostgreSQL with
-#                                      automatic failover, PgBouncer (compose/local/ha.sh; also `fault NAME`)
+#   compose/local/services.sh up --ha  the production topology: 3 RabbitMQ nodes, PostgreSQL with automatic
+#                                      failover, PgBouncer (compose/local/ha.sh; `status/env/down --ha`, `fault NAME`);
+#                                      it may run beside the single-node services (other ports)
 #   compose/local/services.sh status   exit 0 if both run, 3 otherwise
 #   compose/local/services.sh env      KEY=VALUE lines for the apps/tests (exit 1 if not running)
 #   compose/local/services.sh down     stop what `up` started (by pid); data is kept
@@ -735,15 +736,18 @@ cmd_purge() {
 # shellcheck source=compose/local/ha.sh
 . "$SCRIPT_DIR/ha.sh"
 
-# While the HA topology is configured (up --ha ran and was not purged), status, env, down and fault act on it.
+# Both topologies may run side by side (their ports differ). A command acts on the single-node services unless it
+# says --ha, or only the HA topology runs.
+single_runs() { ( load_config; pg_pid >/dev/null || rabbit_pid >/dev/null ); }
+wants_ha() { [ "${2:-}" = "--ha" ] || [ "${3:-}" = "--ha" ] || { ! single_runs && ha_mode; }; }
 case "${1:-}" in
-    up) if [ "${2:-}" = "--ha" ]; then cmd_ha_up; else ha_mode && die "the HA topology runs; 'down' it first"; cmd_up; fi ;;
-    status) if ha_mode; then cmd_ha_status; else cmd_status; fi ;;
-    env) if ha_mode; then cmd_ha_env; else cmd_env; fi ;;
-    down) if [ "${2:-}" = "--purge" ]; then
+    up) if [ "${2:-}" = "--ha" ]; then cmd_ha_up; else cmd_up; fi ;;
+    status) if wants_ha "$@"; then cmd_ha_status; else cmd_status; fi ;;
+    env) if wants_ha "$@"; then cmd_ha_env; else cmd_env; fi ;;
+    down) if [ "${2:-}" = "--purge" ] || [ "${3:-}" = "--purge" ]; then
               if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge
-          elif ha_mode; then lock; cmd_ha_down; else cmd_down; fi ;;
+          elif wants_ha "$@"; then lock; cmd_ha_down; else cmd_down; fi ;;
     purge) if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge ;;
     fault) ha_mode || die "faults need the HA topology (up --ha)"; cmd_ha_fault "${2:-}" ;;
-    *) echo "usage: $0 up [--ha]|down [--purge]|purge|status|env|fault rabbit-leader|rabbit-restart|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--ha] | down [--ha] [--purge] | purge | status [--ha] | env [--ha] | fault rabbit-leader|rabbit-restart|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
 esac

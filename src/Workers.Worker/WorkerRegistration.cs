@@ -56,7 +56,12 @@ public static class WorkerRegistration
         services.AddSingleton<ModelCall>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();
-        var leases = ConnectionStrings.Read(builder.Configuration, ConnectionStrings.Postgres);
+        // Leases are session-level advisory locks: never through a transaction pooler, and losing this connection (its
+        // primary failing over, say) counts as losing every lease.
+        var leases = ConnectionStrings.Read(builder.Configuration,
+            string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString(ConnectionStrings.PostgresLeases))
+                ? ConnectionStrings.Postgres
+                : ConnectionStrings.PostgresLeases);
         leases.Pooling = false;
         leases.ApplicationName = "Workers.Worker leases";
         services.AddKeyedSingleton(PartitionLeaseManager.LeaseConnections, (_, _) => Npgsql.NpgsqlDataSource.Create(leases));

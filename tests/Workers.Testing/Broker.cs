@@ -31,7 +31,7 @@ public sealed class Broker : IAsyncDisposable
     /// an admin login), so requests published before any worker starts are kept.</summary>
     public static async Task<Broker> ConnectAsync(RabbitMqOptions options, TopologyOptions topology)
     {
-        var connection = await BrokerConnections.Factory(options, "Workers.Testing").CreateConnectionAsync();
+        var connection = await BrokerConnections.ConnectAsync(options, "Workers.Testing", CancellationToken.None);
         var channel = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
         await RequestTopology.DeclareAsync(channel, topology, CancellationToken.None);
         return new Broker(options, topology, connection, channel);

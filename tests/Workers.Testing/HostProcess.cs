@@ -59,6 +59,9 @@ public sealed class HostProcess : IAsyncDisposable
         // The admin API only where a start asks for it: the operator login that services.sh env exported names
         // another database than the test's.
         start.Environment.Remove("ConnectionStrings__PostgresOperator");
+        // Nor the HA topology's, when the tests run with its env exported: each start names its own.
+        start.Environment.Remove("ConnectionStrings__PostgresLeases");
+        start.Environment.Remove("RabbitMq__Nodes");
         foreach (var (key, value) in settings)
         {
             start.Environment[key] = value;

@@ -10,11 +10,11 @@ public static class LocalServices
 {
     public static string Script { get; } = Path.Combine(Repository.Root, "compose", "local", "services.sh");
 
-    /// <summary>Runs the script with a command (<c>up</c>, <c>status</c>, <c>down</c> ...) and extra environment.</summary>
+    /// <summary>Runs the script with a command (<c>up</c>, <c>status</c>, <c>fault pg-primary</c> ...) and extra environment.</summary>
     public static async Task<(int Exit, string Output, string Errors)> RunAsync(string command,
         IReadOnlyDictionary<string, string>? environment = null)
     {
-        var start = new ProcessStartInfo("bash", [Script, command]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("bash", [Script, .. command.Split(' ', StringSplitOptions.RemoveEmptyEntries)]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;

@@ -39,7 +39,10 @@ public sealed class Services : IAsyncDisposable
             ManagementPort = settings.TryGetValue("RabbitMq__ManagementPort", out var management)
                 ? int.Parse(management, CultureInfo.InvariantCulture)
                 : new RabbitMqOptions().ManagementPort,
+            Nodes = settings.TryGetValue("RabbitMq__Nodes", out var nodes) && nodes.Length > 0 ? nodes : null,
         };
+        // services.sh up --ha: the hosts' logins go through PgBouncer (one per node), the admin and leases direct.
+        PooledHosts = settings.TryGetValue("WORKERS_PGBOUNCER_HOSTS", out var pooled) && pooled.Length > 0 ? pooled : null;
         Source = source;
         _stop = stop;
         _names = names;
@@ -50,6 +53,9 @@ public sealed class Services : IAsyncDisposable
     }
 
     public NpgsqlConnectionStringBuilder PostgresAdmin { get; }
+
+    /// <summary>PgBouncer's <c>host:port</c> list when the services are the HA topology (<c>services.sh up --ha</c>).</summary>
+    public string? PooledHosts { get; }
 
     /// <summary>The producer's login: may only publish to the requests exchange (on each virtual host made here).</summary>
     public BrokerLogin Producer { get; private set; } = null!;
@@ -100,6 +106,33 @@ public sealed class Services : IAsyncDisposable
         var settings = await LocalServices.UpAsync();
         return await WithLoginsAsync(new Services(settings, "local script", wasRunning ? null : async () => await LocalServices.DownAsync(),
             names, adminCommandTimeoutSeconds), settings);
+    }
+
+    /// <summary>
+    /// The HA topology (<c>services.sh up --ha</c>) from the file its <c>env</c> printed (<c>KEY=VALUE</c> lines,
+    /// values single-quoted where the shell needs it), or null when <paramref name="path"/> is empty or missing.
+    /// </summary>
+    public static async Task<Services?> FromEnvFileAsync(string? path, string names)
+    {
+        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        {
+            return null;
+        }
+
+        var settings = new Dictionary<string, string>();
+        foreach (var line in await File.ReadAllLinesAsync(path))
+        {
+            var equals = line.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0)
+            {
+                var value = line[(equals + 1)..];
+                settings[line[..equals]] = value.Length >= 2 && value[0] == '\'' && value[^1] == '\''
+                    ? value[1..^1].Replace("'\\''", "'", StringComparison.Ordinal)
+                    : value;
+            }
+        }
+
+        return await WithLoginsAsync(new Services(settings, "services.sh up --ha", null, names, 30), settings);
     }
 
     /// <summary>
@@ -161,11 +194,26 @@ public sealed class Services : IAsyncDisposable
     {
         var name = $"{_names}_{Guid.NewGuid():N}"[..(_names.Length + 17)];
         var admin = new NpgsqlConnectionStringBuilder(PostgresAdmin.ConnectionString) { Database = name, Pooling = false };
-        NpgsqlConnectionStringBuilder Login(string role) => new(PostgresAdmin.ConnectionString)
+        NpgsqlConnectionStringBuilder Direct(string role) => new(PostgresAdmin.ConnectionString)
         {
             Database = name, Username = role, Password = _loginPassword, MaxPoolSize = appPoolSize,
         };
+        NpgsqlConnectionStringBuilder Login(string role)
+        {
+            var login = Direct(role);
+            if (PooledHosts is not null)
+            {
+                // Through a transaction pooler: nothing prepared, nothing reset (the hosts' HA connection strings say the same).
+                login.Host = PooledHosts;
+                login.TargetSessionAttributes = "primary";
+                login.MaxAutoPrepare = 0;
+                login.NoResetOnClose = true;
+            }
+
+            return login;
+        }
         var (app, worker, notifier, @operator) = (Login("workers_app"), Login("workers_worker"), Login("workers_notifier"), Login("workers_operator"));
+        var leases = Direct("workers_worker");
         await _migrations.WaitAsync();
         try
         {
@@ -176,7 +224,7 @@ public sealed class Services : IAsyncDisposable
             _migrations.Release();
         }
 
-        return new TestDatabase(this, name, admin, app, worker, notifier, @operator, _adminCommandTimeout);
+        return new TestDatabase(this, name, admin, app, worker, notifier, @operator, leases, _adminCommandTimeout);
     }
 
     /// <summary>A new RabbitMQ virtual host its user's processes use and nobody else sees; the admin login (returned) may
@@ -198,7 +246,7 @@ public sealed class Services : IAsyncDisposable
         return new RabbitMqOptions
         {
             Host = Rabbit.Host, Port = Rabbit.Port, Username = Rabbit.Username, Password = Rabbit.Password,
-            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort,
+            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort, Nodes = Rabbit.Nodes,
         };
     }
 

@@ -4,7 +4,8 @@ namespace Workers.Testing;
 
 /// <summary>A migrated database of its own for one test class or one benchmark run; dropped when disposed.</summary>
 public sealed class TestDatabase(Services services, string name, NpgsqlConnectionStringBuilder admin, NpgsqlConnectionStringBuilder app,
-    NpgsqlConnectionStringBuilder worker, NpgsqlConnectionStringBuilder notifier, NpgsqlConnectionStringBuilder @operator, int commandTimeout) : IAsyncDisposable
+    NpgsqlConnectionStringBuilder worker, NpgsqlConnectionStringBuilder notifier, NpgsqlConnectionStringBuilder @operator,
+    NpgsqlConnectionStringBuilder leases, int commandTimeout) : IAsyncDisposable
 {
     public string Name => name;
 
@@ -22,6 +23,9 @@ public sealed class TestDatabase(Services services, string name, NpgsqlConnectio
 
     /// <summary><c>workers_operator</c>, what the notifier's admin API logs in as.</summary>
     public NpgsqlConnectionStringBuilder Operator => @operator;
+
+    /// <summary><c>workers_worker</c> straight to the primary, never through PgBouncer: a worker's partition leases.</summary>
+    public NpgsqlConnectionStringBuilder Leases => leases;
 
     public NpgsqlDataSource AppDataSource() => NpgsqlDataSource.Create(App);
 

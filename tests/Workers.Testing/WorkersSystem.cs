@@ -71,6 +71,8 @@ public sealed class WorkersSystem : IAsyncDisposable
             var all = new Dictionary<string, string>
             {
                 ["ConnectionStrings__Postgres"] = db.Worker.ConnectionString,
+                ["ConnectionStrings__PostgresLeases"] = db.Leases.ConnectionString,
+                ["RabbitMq__Nodes"] = rabbit.Nodes ?? "",
                 ["RabbitMq__Host"] = rabbit.Host,
                 ["RabbitMq__Port"] = rabbit.Port.ToString(CultureInfo.InvariantCulture),
                 ["RabbitMq__Username"] = rabbit.Username,

@@ -55,7 +55,7 @@ internal static class BaselineConsumer
         var rabbit = host.Services.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
         var work = new Work(host.Services.GetRequiredService<SessionStore>(), host.Services.GetRequiredService<IBus>(),
             host.Services.GetRequiredService<IChatCompletionService>(), host.Services.GetRequiredService<IOptions<ModelOptions>>().Value);
-        await using var connection = await BrokerConnections.Factory(rabbit, "baseline").CreateConnectionAsync();
+        await using var connection = await BrokerConnections.ConnectAsync(rabbit, "baseline", CancellationToken.None);
         await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(
             publisherConfirmationsEnabled: false, publisherConfirmationTrackingEnabled: false, consumerDispatchConcurrency: concurrency));
         await channel.BasicQosAsync(0, prefetch, global: false);

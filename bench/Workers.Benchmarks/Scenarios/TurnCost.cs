@@ -375,7 +375,7 @@ internal static class TurnCost
         var config = new ConfigurationBuilder().AddEnvironmentVariables().Build();
         var rabbit = config.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>()!;
         var topology = config.GetSection(TopologyOptions.SectionName).Get<TopologyOptions>()!;
-        await using var connection = await BrokerConnections.Factory(rabbit, "bench-publisher").CreateConnectionAsync();
+        await using var connection = await BrokerConnections.ConnectAsync(rabbit, "bench-publisher", CancellationToken.None);
         var requests = Enumerable.Range(0, sessions).Select(i =>
         {
             var session = Guid.NewGuid();

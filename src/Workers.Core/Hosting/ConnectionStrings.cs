@@ -10,6 +10,11 @@ public static class ConnectionStrings
     /// <c>workers_notifier</c>.</summary>
     public const string Postgres = "Postgres";
 
+    /// <summary>A worker's partition leases (session-level advisory locks), when <see cref="Postgres"/> goes through a
+    /// transaction pooler such as PgBouncer, which cannot keep a session's lock: a direct connection to the primary as
+    /// <c>workers_worker</c>. Optional; <see cref="Postgres"/> when absent.</summary>
+    public const string PostgresLeases = "PostgresLeases";
+
     /// <summary>The migrator sets <c>workers_worker</c>'s password from this one.</summary>
     public const string PostgresWorker = "PostgresWorker";
 

@@ -22,6 +22,24 @@ public sealed class RabbitMqOptions
     [Required(AllowEmptyStrings = false)]
     public string VirtualHost { get; set; } = "/";
 
+    /// <summary>
+    /// The nodes of a cluster, <c>host:port</c> separated by commas (<c>services.sh up --ha</c> prints all three). When
+    /// set, every connection picks one of them that answers, and a host whose node dies reconnects to another;
+    /// <see cref="Host"/> and <see cref="Port"/> then only name the node whose management API operators read.
+    /// </summary>
+    [RegularExpression(@"^\s*[^\s,:]+(:\d{1,5})?(\s*,\s*[^\s,:]+(:\d{1,5})?)*\s*$",
+        ErrorMessage = "must be host:port entries separated by commas, e.g. 10.0.0.1:5672,10.0.0.2:5672")]
+    public string? Nodes { get; set; }
+
+    /// <summary>The nodes to connect to: <see cref="Nodes"/>, or <see cref="Host"/>:<see cref="Port"/>.</summary>
+    public IReadOnlyList<(string Host, int Port)> Endpoints() =>
+        string.IsNullOrWhiteSpace(Nodes)
+            ? [(Host, Port)]
+            : [.. Nodes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(node =>
+                node.LastIndexOf(':') is var colon and > 0
+                    ? (node[..colon], int.Parse(node[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture))
+                    : (node, Port))];
+
     /// <summary>HTTP port of the management plugin; only tests and operators read it.</summary>
     [Range(1, 65535)]
     public int ManagementPort { get; set; } = 15672;

@@ -19,8 +19,17 @@ public static class BrokerConnections
         return http;
     }
 
-    /// <summary>A plain AMQP connection factory for what MassTransit does not do: ordered partition consumption.</summary>
-    public static ConnectionFactory Factory(RabbitMqOptions options, string clientName)
+    /// <summary>A plain AMQP connection, for what MassTransit does not do (ordered partition consumption), to the first
+    /// node of <see cref="RabbitMqOptions.Endpoints"/> that answers.</summary>
+    public static Task<IConnection> ConnectAsync(RabbitMqOptions options, string clientName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        // The client shuffles the list: connections spread over the nodes, and a dead one is skipped.
+        return Factory(options, clientName).CreateConnectionAsync(
+            [.. options.Endpoints().Select(e => new AmqpTcpEndpoint(e.Host, e.Port))], cancellationToken);
+    }
+
+    private static ConnectionFactory Factory(RabbitMqOptions options, string clientName)
     {
         ArgumentNullException.ThrowIfNull(options);
         return new ConnectionFactory
@@ -44,7 +53,7 @@ public static class BrokerConnections
     public static async Task DeclareTopologyAsync(RabbitMqOptions options, TopologyOptions topology, string clientName,
         CancellationToken cancellationToken)
     {
-        await using var connection = await Factory(options, clientName).CreateConnectionAsync(cancellationToken);
+        await using var connection = await ConnectAsync(options, clientName, cancellationToken);
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         await RequestTopology.DeclareAsync(channel, topology, cancellationToken);
     }
@@ -55,7 +64,7 @@ public static class BrokerConnections
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
-        await using var connection = await Factory(options, clientName).CreateConnectionAsync(cancellationToken);
+        await using var connection = await ConnectAsync(options, clientName, cancellationToken);
         await RequestTopology.CheckAsync(connection, topology, options.VirtualHost, cancellationToken);
     }
 }

@@ -20,6 +20,17 @@ public static class BrokerSettings
         {
             h.Username(rabbit.Username);
             h.Password(rabbit.Password);
+            if (!string.IsNullOrWhiteSpace(rabbit.Nodes))
+            {
+                // MassTransit reconnects to whichever node of the list answers when its own dies.
+                h.UseCluster(c =>
+                {
+                    foreach (var (host, port) in rabbit.Endpoints())
+                    {
+                        c.Node($"{host}:{port}");
+                    }
+                });
+            }
         });
         cfg.UseWorkersTopology(context.GetRequiredService<IOptions<TopologyOptions>>().Value.Partitions);
         // Every message says which login sent it, and the broker refuses a user-id that is not the connection's login:

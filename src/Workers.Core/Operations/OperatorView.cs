@@ -110,7 +110,7 @@ public sealed class OperatorView(NpgsqlDataSource db, RabbitMqOptions broker, Ne
             (owner, text) = (reader.GetString(0), reader.GetString(1));
         }
 
-        await using (var connection = await BrokerConnections.Factory(broker, "Workers operator: parked replay").CreateConnectionAsync(cancellationToken))
+        await using (var connection = await BrokerConnections.ConnectAsync(broker, "Workers operator: parked replay", cancellationToken))
         await using (var channel = await connection.CreateChannelAsync(
                          new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken))
         {

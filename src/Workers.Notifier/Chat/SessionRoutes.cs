@@ -197,7 +197,7 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
                 await _connection.DisposeAsync();
             }
 
-            _connection = await BrokerConnections.Factory(rabbit.Value, "notifier session routes").CreateConnectionAsync(cancellationToken);
+            _connection = await BrokerConnections.ConnectAsync(rabbit.Value, "notifier session routes", cancellationToken);
         }
 
         _channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);

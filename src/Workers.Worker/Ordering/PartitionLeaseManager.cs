@@ -136,7 +136,7 @@ public sealed class PartitionLeaseManager(
             }
 
             await DropAllAsync();
-            _broker = await BrokerConnections.Factory(rabbitOptions.Value, $"worker {identity.Id}").CreateConnectionAsync(cancellationToken);
+            _broker = await BrokerConnections.ConnectAsync(rabbitOptions.Value, $"worker {identity.Id}", cancellationToken);
             // Checked, not declared: the worker's login may not declare it (the setup step does). Missing, it throws
             // and the next tick tries again, as after any broker loss.
             await RequestTopology.CheckAsync(_broker, topologyOptions.Value, rabbitOptions.Value.VirtualHost, cancellationToken);

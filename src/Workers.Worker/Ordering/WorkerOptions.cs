@@ -31,6 +31,11 @@ public sealed class WorkerOptions
     [Range(0, 20)]
     public int TransientRetries { get; set; } = 3;
 
+    /// <summary>How long a turn keeps retrying, in place and holding its session's lane, while the database has no
+    /// primary (a failover takes seconds); past it the turn fails like any other error.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan FailoverWindow { get; set; } = TimeSpan.FromSeconds(60);
+
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
 

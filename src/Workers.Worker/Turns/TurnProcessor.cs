@@ -31,12 +31,33 @@ public sealed class TurnProcessor(
     public async Task ProcessAsync(ChatRequested request, PartitionDelivery delivery)
     {
         using var span = StartTurnSpan(request, delivery);
+        long? failingSince = null;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
                 await RunAsync(request, delivery);
                 return;
+            }
+            catch (Exception e) when (DatabaseFailover.Is(e) && delivery.Fenced)
+            {
+                // The lease went with the old primary: the partition's next owner runs this request again.
+                logger.LogWarning("Turn {RequestId} of session {SessionId}: database failure ({Error}) after its lease was lost; left to the next owner",
+                    request.RequestId, request.SessionId, e.GetType().Name);
+                return;
+            }
+            catch (Exception e) when (DatabaseFailover.Is(e)
+                                      && Stopwatch.GetElapsedTime(failingSince ??= Stopwatch.GetTimestamp()) < _worker.FailoverWindow)
+            {
+                // Held in place, so the session's lane waits too: its next turn cannot overtake this one.
+                if (DatabaseFailover.LeftOnStandby(e))
+                {
+                    turns.ForgetConnections();
+                }
+
+                logger.LogWarning("Turn {RequestId} of session {SessionId}: database unavailable ({Error}), retry {Attempt}",
+                    request.RequestId, request.SessionId, e.GetType().Name, attempt + 1);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, Math.Min(attempt, 5)))));
             }
             catch (Exception e) when (IsTransient(e) && attempt < _worker.TransientRetries)
             {

@@ -17,6 +17,9 @@ public sealed class TurnStore(SessionStore store)
     internal const long SeqBlock = 1 << 20;
     private const int HistoryRows = 100;
 
+    /// <inheritdoc cref="SessionStore.ForgetConnections"/>
+    public void ForgetConnections() => store.ForgetConnections();
+
     /// <summary>Transaction 1. Throws <c>session_not_found</c> for a session of another user.</summary>
     public async Task<TurnStart> StartAsync(ChatRequested request)
     {

@@ -265,5 +265,5 @@ public sealed class Broker_logins(ServicesFixture services)
     }
 
     private static async Task<IConnection> ConnectAsync(RabbitMqOptions options) =>
-        await BrokerConnections.Factory(options, "Broker_logins").CreateConnectionAsync();
+        await BrokerConnections.ConnectAsync(options, "Broker_logins", CancellationToken.None);
 }

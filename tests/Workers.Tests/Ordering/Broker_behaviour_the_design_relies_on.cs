@@ -55,7 +55,7 @@ public sealed class Broker_behaviour_the_design_relies_on(ServicesFixture servic
         var vhost = await services.CreateVhostAsync();
         try
         {
-            await using var connection = await BrokerConnections.Factory(vhost, "broker-behaviour").CreateConnectionAsync();
+            await using var connection = await BrokerConnections.ConnectAsync(vhost, "broker-behaviour", CancellationToken.None);
             await using var setup = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
             await setup.QueueDeclareAsync("q", durable: true, exclusive: false, autoDelete: false,
                 new Dictionary<string, object?> { ["x-queue-type"] = queueType });
@@ -91,7 +91,7 @@ public sealed class Broker_behaviour_the_design_relies_on(ServicesFixture servic
         var vhost = await services.CreateVhostAsync();
         try
         {
-            await using var connection = await BrokerConnections.Factory(vhost, "broker-behaviour").CreateConnectionAsync();
+            await using var connection = await BrokerConnections.ConnectAsync(vhost, "broker-behaviour", CancellationToken.None);
             await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
             await channel.QueueDeclareAsync("q", durable: true, exclusive: false, autoDelete: false,
                 new Dictionary<string, object?> { ["x-queue-type"] = queueType });
@@ -124,7 +124,7 @@ public sealed class Broker_behaviour_the_design_relies_on(ServicesFixture servic
         var vhost = await services.CreateVhostAsync();
         try
         {
-            await using var connection = await BrokerConnections.Factory(vhost, "broker-behaviour").CreateConnectionAsync();
+            await using var connection = await BrokerConnections.ConnectAsync(vhost, "broker-behaviour", CancellationToken.None);
             await using var setup = await connection.CreateChannelAsync(new CreateChannelOptions(true, true));
             await setup.QueueDeclareAsync("q", durable: true, exclusive: false, autoDelete: false,
                 new Dictionary<string, object?> { ["x-queue-type"] = queueType, ["x-single-active-consumer"] = true });

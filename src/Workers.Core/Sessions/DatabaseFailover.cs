@@ -1,0 +1,24 @@
+using Npgsql;
+
+namespace Workers.Core.Sessions;
+
+/// <summary>
+/// Errors a PostgreSQL failover causes: the connection to the old primary broken, the server shutting down or not yet
+/// accepting connections, or a write landing on a node that is a standby now. Retried while the cluster elects a new
+/// primary (seconds), where other errors fail the turn.
+/// </summary>
+public static class DatabaseFailover
+{
+    public static bool Is(Exception e) => e switch
+    {
+        PostgresException p => LeftOnStandby(p) || p.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
+            or PostgresErrorCodes.CannotConnectNow || p.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException => true, // no server answer at all: the connection broke or could not be opened
+        TimeoutException => true,
+        _ => false,
+    };
+
+    /// <summary>A write on a node that was primary when the pooled connection was opened and is a standby now: the
+    /// pool's connections must be dropped, or every retry lands there again.</summary>
+    public static bool LeftOnStandby(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };
+}

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using RabbitMQ.Client;
+using Workers.Core.Hosting;
+using Workers.Core.Messaging;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.HighAvailability;
+
+/// <summary>
+/// The HA topology of <c>services.sh up --ha</c> (3 RabbitMQ nodes, pg_auto_failover with two standbys, PgBouncer per
+/// node), found through the file its <c>env</c> printed, named by <c>WORKERS_HA_ENV</c> (test.sh starts the topology
+/// and sets it). Without it the tests here are skipped, saying so.
+/// </summary>
+public sealed class HaTopology : IAsyncLifetime
+{
+    public Services? Services { get; private set; }
+
+    public Services Require()
+    {
+        Assert.SkipWhen(Services is null,
+            "the HA topology is not running: compose/local/services.sh up --ha, its env in a file named by WORKERS_HA_ENV");
+        return Services!;
+    }
+
+    public async ValueTask InitializeAsync() =>
+        Services = await Services.FromEnvFileAsync(Environment.GetEnvironmentVariable("WORKERS_HA_ENV"), "ha");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Services is not null)
+        {
+            await Services.DisposeAsync();
+        }
+    }
+
+    /// <summary><c>services.sh fault NAME</c>; returns how long the script took.</summary>
+    public static async Task<TimeSpan> FaultAsync(string name)
+    {
+        var clock = Stopwatch.StartNew();
+        var (exit, output, errors) = await LocalServices.RunAsync($"fault {name}");
+        Assert.True(exit == 0, $"services.sh fault {name} exited {exit}: {output}\n{errors}");
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// Publishes each session's requests in order, with publisher confirms, through broker faults: a publish that is not
+    /// confirmed (its node died, its channel closed) is published again, with the same request id, on a new connection
+    /// to a node that answers, before the session's next request. The inbox makes the repeat harmless; the count of
+    /// repeats is returned, as a producer would report them.
+    /// </summary>
+    public static async Task<int> PublishThroughFaultsAsync(RabbitMqOptions vhost, Ordering.Load load, Broker broker, TimeSpan pause,
+        CancellationToken cancellationToken)
+    {
+        var repeated = 0;
+        IConnection? connection = null;
+        IChannel? channel = null;
+        try
+        {
+            for (var n = 0; n < load.PerSession; n++)
+            {
+                foreach (var session in load.Requests)
+                {
+                    var request = session[n];
+                    var (exchange, key) = broker.Partitioned(request);
+                    var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(request, System.Text.Json.JsonSerializerOptions.Web);
+                    while (true)
+                    {
+                        try
+                        {
+                            connection ??= await BrokerConnections.ConnectAsync(vhost, "ha-test producer", cancellationToken);
+                            channel ??= await connection.CreateChannelAsync(new CreateChannelOptions(true, true), cancellationToken);
+                            await channel.BasicPublishAsync(exchange, key, mandatory: false, broker.Persistent(), body, cancellationToken);
+                            break;
+                        }
+                        catch (Exception e) when (e is not OperationCanceledException)
+                        {
+                            repeated++;
+                            await DropAsync(channel, connection);
+                            (channel, connection) = (null, null);
+                            await Task.Delay(200, cancellationToken);
+                        }
+                    }
+                }
+
+                await Task.Delay(pause, cancellationToken);
+            }
+        }
+        finally
+        {
+            await DropAsync(channel, connection);
+        }
+
+        return repeated;
+    }
+
+    private static async Task DropAsync(IChannel? channel, IConnection? connection)
+    {
+        try
+        {
+            if (channel is not null)
+            {
+                await channel.DisposeAsync();
+            }
+
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // already broken: that is why it is dropped
+        }
+    }
+}
