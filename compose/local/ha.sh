@@ -241,6 +241,7 @@ ha_pg_up() {
     local bin n i
     bin="$(find_pg_bin)"
     ha_choose_pg
+    ha_save # before anything starts: a failed `up` must still find what to stop
     mkdir -p "$HA_PG/xdg/config" "$HA_PG/xdg/data" "$HA_PG/xdg/run"
     chown -R postgres:postgres "$HA_PG"
     chmod 700 "$HA_PG/xdg/run"
@@ -466,7 +467,13 @@ ha_rabbit_cluster() {
             hrmq "$n" rabbitmqctl -q stop_app >>"$(rnode_dir "$n")/log/join.log" 2>&1
             hrmq "$n" rabbitmqctl -q reset >>"$(rnode_dir "$n")/log/join.log" 2>&1
             hrmq "$n" rabbitmqctl -q join_cluster "$(node_name 1)" >>"$(rnode_dir "$n")/log/join.log" 2>&1 || die "n$n could not join the cluster"
-            hrmq "$n" rabbitmqctl -q start_app >>"$(rnode_dir "$n")/log/join.log" 2>&1
+            # stop_app closes the AMQP listener asynchronously: start_app can find its port still taken (eaddrinuse).
+            local try
+            for try in $(seq 1 20); do
+                hrmq "$n" rabbitmqctl -q start_app >>"$(rnode_dir "$n")/log/join.log" 2>&1 && break
+                [ "$try" -lt 20 ] || die "n$n joined the cluster but its app does not start again (see $(rnode_dir "$n")/log/join.log)"
+                sleep 1
+            done
         fi
     done
     for n in $(seq 1 60); do

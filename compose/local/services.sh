@@ -9,7 +9,7 @@
 #   compose/local/services.sh status   exit 0 if both run, 3 otherwise
 #   compose/local/services.sh env      KEY=VALUE lines for the apps/tests (exit 1 if not running)
 #   compose/local/services.sh down     stop what `up` started (by pid); data is kept
-#   compose/local/services.sh purge    down, then delete the data  (also: down --purge)
+#   compose/local/services.sh purge    down, then delete the data  (also: down --purge; with --ha only the HA topology's)
 #
 # Use the env in a shell:   set -a; source <(compose/local/services.sh env); set +a
 # (values containing shell-special characters, e.g. the ';' of the connection
@@ -739,15 +739,19 @@ cmd_purge() {
 # Both topologies may run side by side (their ports differ). A command acts on the single-node services unless it
 # says --ha, or only the HA topology runs.
 single_runs() { ( load_config; pg_pid >/dev/null || rabbit_pid >/dev/null ); }
+# `purge --ha` deletes the HA topology only; a plain `purge` deletes both.
+purge_topologies() {
+    if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi
+    [ "${2:-}" = "--ha" ] || [ "${3:-}" = "--ha" ] || cmd_purge
+}
 wants_ha() { [ "${2:-}" = "--ha" ] || [ "${3:-}" = "--ha" ] || { ! single_runs && ha_mode; }; }
 case "${1:-}" in
     up) if [ "${2:-}" = "--ha" ]; then cmd_ha_up; else cmd_up; fi ;;
     status) if wants_ha "$@"; then cmd_ha_status; else cmd_status; fi ;;
     env) if wants_ha "$@"; then cmd_ha_env; else cmd_env; fi ;;
-    down) if [ "${2:-}" = "--purge" ] || [ "${3:-}" = "--purge" ]; then
-              if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge
+    down) if [ "${2:-}" = "--purge" ] || [ "${3:-}" = "--purge" ]; then purge_topologies "$@"
           elif wants_ha "$@"; then lock; cmd_ha_down; else cmd_down; fi ;;
-    purge) if [ -f "$HA_CONFIG" ]; then lock; cmd_ha_purge; exec 9>&-; fi; cmd_purge ;;
+    purge) purge_topologies "$@" ;;
     fault) ha_mode || die "faults need the HA topology (up --ha)"; cmd_ha_fault "${2:-}" ;;
     *) echo "usage: $0 up [--ha] | down [--ha] [--purge] | purge | status [--ha] | env [--ha] | fault rabbit-leader|rabbit-restart|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
 esac
