@@ -102,6 +102,10 @@ keeper_start() {
     local dir
     dir="$(pg_dir "$1")"
     keeper_pid "$1" >/dev/null && return 0
+    # After a kill -9 the dead keeper and postmaster can stay zombies until they are reaped, and both programs take a
+    # pidfile naming a zombie for an instance still running; ours (keeper_pid, postmaster_pid) know better.
+    rm -f "$HA_PG/xdg/run/pg_autoctl$dir/pg_autoctl.pid"
+    postmaster_pid "$1" >/dev/null || rm -f "$dir/postmaster.pid"
     (cd / && runuser -u postgres -- env XDG_CONFIG_HOME="$HA_PG/xdg/config" XDG_DATA_HOME="$HA_PG/xdg/data" \
         XDG_RUNTIME_DIR="$HA_PG/xdg/run" PATH="$(find_pg_bin):/usr/bin:/bin" \
         setsid -f pg_autoctl run --pgdata "$dir" </dev/null >>"$HA_PG/keeper-$1.log" 2>&1 9>&-)
@@ -211,11 +215,16 @@ ha_pg_wait_primary() {
 }
 
 # Every node reported and assigned the same state, and it is primary or secondary.
+# A primary and two secondaries, each in the state the monitor assigned it.
+ha_pg_settled() {
+    [ "$(awk '$3 == $4 && ($3 == "primary" || $3 == "secondary")' <<<"$1" | wc -l)" -eq 3 ]
+}
+
 ha_pg_wait_settled() {
     local i state
     for i in $(seq 1 900); do
         state="$(formation_state)"
-        if [ "$(awk '$3 == $4 && ($3 == "primary" || $3 == "secondary")' <<<"$state" | wc -l)" -eq 3 ]; then return 0; fi
+        ha_pg_settled "$state" && return 0
         sleep 0.2
     done
     printf '%s\n' "$state" >&2
@@ -304,6 +313,9 @@ bouncer_start() {
     dir="$(bouncer_dir)"
     bouncer_pid "$n" >/dev/null && return 0
     mkdir -p "$dir"
+    # A killed PgBouncer can linger as a zombie until it is reaped, and PgBouncer takes a pidfile naming a zombie for
+    # another instance running: ours (bouncer_pid) knows it is not.
+    rm -f "$dir/b$n.pid"
     (umask 077; printf '"postgres" "%s"\n' "$PG_PASSWORD" >"$dir/userlist.txt")
     cat >"$dir/b$n.ini" <<EOF
 ; written by compose/local/ha.sh -- one PgBouncer in front of PostgreSQL node n$n
@@ -328,6 +340,8 @@ auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename = \$1
 ignore_startup_parameters = extra_float_digits,application_name
 server_check_delay = 1
 server_login_retry = 1
+; The follower (bouncer_follow) sends RECONNECT through the admin console when a node changes role.
+admin_users = postgres
 EOF
     chown -R postgres:postgres "$dir"
     (cd / && runuser -u postgres -- setsid pgbouncer -d -q "$dir/b$n.ini" </dev/null >>"$dir/b$n.out" 2>&1 9>&-) \
@@ -349,6 +363,54 @@ bouncer_stop() {
     pid="$(bouncer_pid "$1")" || return 0
     kill -TERM "$pid" 2>/dev/null || true
     wait_gone "$pid" 10 || { kill -KILL "$pid" 2>/dev/null || true; }
+}
+
+# PgBouncer keeps the startup parameters of a pool's first server login and gives them to every client that logs in
+# later, in_hot_standby among them: after a failover each bouncer would go on telling Npgsql that its node has the role
+# it had before, and Target Session Attributes=primary would find no primary, or the old one, until PgBouncer
+# restarts. pg_auto_failover runs no hooks on a role change, so a follower watches the monitor and sends each bouncer
+# RECONNECT (its server connections are replaced as they come free, with the new parameters) when a role changes.
+bouncer_admin() { # bouncer_admin N COMMAND
+    PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=3 "$(find_pg_bin)/psql" -X -q -At \
+        "host=127.0.0.1 port=${BOUNCER_PORTS[$(($1 - 1))]} user=postgres dbname=pgbouncer" -c "$2" >/dev/null 2>&1
+}
+
+follower_pid() { local pid; pid="$(read_pid "$HA/follower.pid")"; pid_is "$pid" bash || return 1; echo "$pid"; }
+
+# The loop itself (services.sh _follow-bouncers, started by follower_start).
+bouncer_follow() {
+    ha_load
+    echo "$$" >"$HA/follower.pid"
+    local last="" roles n
+    while true; do
+        # node and the role it reports, e.g. "n1 primary n2 secondary n3 secondary"
+        roles="$(formation_state | awk '{ printf "%s %s ", $1, $3 }')"
+        if [ -n "$roles" ] && [ "$roles" != "$last" ]; then
+            if [ -n "$last" ]; then
+                for n in 1 2 3; do bouncer_admin "$n" RECONNECT || echo "$(date -u +%T) b$n: RECONNECT failed (down?)"; done
+                echo "$(date -u +%T) roles now: $roles; told b1-b3 to RECONNECT"
+            fi
+            last="$roles"
+        fi
+        sleep 0.3
+    done
+}
+
+follower_start() {
+    follower_pid >/dev/null && return 0
+    rm -f "$HA/follower.pid"
+    (cd / && setsid -f bash "$SCRIPT_DIR/services.sh" _follow-bouncers </dev/null >>"$(bouncer_dir)/follower.log" 2>&1 9>&-)
+    local i
+    for i in $(seq 1 50); do follower_pid >/dev/null && return 0; sleep 0.1; done
+    die "the PgBouncer follower did not start (log: $(bouncer_dir)/follower.log)"
+}
+
+follower_stop() {
+    local pid
+    pid="$(follower_pid)" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$HA/follower.pid"
 }
 
 # -------------------------------------------------------------------- RabbitMQ
@@ -500,13 +562,14 @@ ha_epmd_stop() {
     rm -f "$HA/rabbit/epmd.pid"
 }
 
-# The node that leads the most partition queues (from the management API of a live node).
+# The node that leads the most partition queues, in any virtual host (the tests make their own), from the management
+# API of a live node.
 rabbit_leader_node() {
     local n
     for n in 1 2 3; do
         rnode_pid "$n" >/dev/null || continue
         curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" \
-            "http://127.0.0.1:${MGMT_PORTS[$((n - 1))]}/api/queues/%2F?columns=name,leader,node" 2>/dev/null \
+            "http://127.0.0.1:${MGMT_PORTS[$((n - 1))]}/api/queues?columns=name,leader,node" 2>/dev/null \
             | tr '}' '\n' | grep '"workers\.chat-requests\.p[0-9]*"' | grep -o '"leader":"workers-ha[0-9]*-n[0-9]' \
             | sort | uniq -c | sort -rn | awk 'NR == 1 { sub(/.*-n/, "", $2); print $2 }'
         return 0
@@ -540,6 +603,7 @@ cmd_ha_up() {
     ha_pg_up
     ha_save
     for n in 1 2 3; do bouncer_start "$n"; done
+    follower_start
     for n in 1 2 3; do rnode_wait_ready "$n"; done
     ha_rabbit_cluster
     rabbit_ensure_user
@@ -551,6 +615,7 @@ cmd_ha_up() {
 cmd_ha_down() {
     ha_load
     local n
+    follower_stop
     for n in 1 2 3; do bouncer_stop "$n"; done
     [ -n "$HA_PG" ] && ha_pg_down
     for n in 3 2 1; do
@@ -570,7 +635,7 @@ cmd_ha_status() {
     load_credentials
     ha_load
     local n rc=0 pid leaders
-    leaders="$(curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[0]}/api/queues/%2F?columns=name,leader" 2>/dev/null || true)"
+    leaders="$(curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[0]}/api/queues?columns=name,leader" 2>/dev/null || true)"
     for n in 1 2 3; do
         if pid="$(rnode_pid "$n")"; then
             local led
@@ -593,6 +658,8 @@ cmd_ha_status() {
         if pid="$(bouncer_pid "$n" 2>/dev/null)"; then echo "pgbouncer b$n: running (pid $pid) 127.0.0.1:${BOUNCER_PORTS[$((n - 1))]} -> n$n"
         else echo "pgbouncer b$n: stopped"; rc=3; fi
     done
+    if pid="$(follower_pid)"; then echo "pgbouncer follower: running (pid $pid), log $(bouncer_dir)/follower.log"
+    else echo "pgbouncer follower: stopped"; rc=3; fi
     return "$rc"
 }
 
@@ -617,6 +684,10 @@ cmd_ha_fault() {
         rabbit-restart)
             for n in 1 2 3; do rnode_pid "$n" >/dev/null || { rnode_start "$n"; rnode_wait_ready "$n"; echo "started rabbitmq n$n"; }; done ;;
         pg-primary)
+            # A second kill before the first failover settled takes the formation below its quorum: refuse it.
+            local state
+            state="$(formation_state)"
+            ha_pg_settled "$state" || { printf '%s\n' "$state" >&2; die "the PostgreSQL formation has not settled since the last fault: 'fault pg-restart' first"; }
             n="$(pg_primary)"
             [ -n "$n" ] || die "no PostgreSQL primary to kill"
             log "fault: kill -9 PostgreSQL primary n$n (its keeper and server)"
@@ -643,11 +714,12 @@ print_ha_env() {
     # advisory locks, which a transaction pooler cannot keep). Pooled (one PgBouncer per node, the same rule): the
     # hosts' transactions. Npgsql prepares nothing unless asked (Max Auto Prepare=0), and PgBouncer 1.18 could not
     # keep it; No Reset On Close, since a transaction pooler resets nothing between clients anyway.
-    local pool="Target Session Attributes=primary;Max Auto Prepare=0;No Reset On Close=true"
+    # Host Recheck Seconds: how long Npgsql believes a host's role; after a failover, 2 s rather than 10.
+    local pool="Target Session Attributes=primary;Host Recheck Seconds=2;Max Auto Prepare=0;No Reset On Close=true"
     printf 'ConnectionStrings__PostgresAdmin=%s\n' "$(sq "Host=$direct;Target Session Attributes=primary;Username=$PG_USER;Password=$PG_PASSWORD;Database=$db")"
     printf 'ConnectionStrings__Postgres=%s\n' "$(sq "Host=$pooled;$pool;Username=workers_app;Password=$(login_password pg-app);Database=$db")"
     printf 'ConnectionStrings__PostgresWorker=%s\n' "$(sq "Host=$pooled;$pool;Username=workers_worker;Password=$(login_password pg-worker);Database=$db")"
-    printf 'ConnectionStrings__PostgresLeases=%s\n' "$(sq "Host=$direct;Target Session Attributes=primary;Username=workers_worker;Password=$(login_password pg-worker);Database=$db")"
+    printf 'ConnectionStrings__PostgresLeases=%s\n' "$(sq "Host=$direct;Target Session Attributes=primary;Host Recheck Seconds=2;Username=workers_worker;Password=$(login_password pg-worker);Database=$db")"
     printf 'ConnectionStrings__PostgresNotifier=%s\n' "$(sq "Host=$pooled;$pool;Username=workers_notifier;Password=$(login_password pg-notifier);Database=$db")"
     printf 'ConnectionStrings__PostgresOperator=%s\n' "$(sq "Host=$pooled;$pool;Username=workers_operator;Password=$(login_password pg-operator);Database=$db")"
     printf 'WORKERS_PGBOUNCER_HOSTS=%s\n' "$pooled"

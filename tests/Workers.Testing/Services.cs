@@ -197,6 +197,7 @@ public sealed class Services : IAsyncDisposable
         NpgsqlConnectionStringBuilder Direct(string role) => new(PostgresAdmin.ConnectionString)
         {
             Database = name, Username = role, Password = _loginPassword, MaxPoolSize = appPoolSize,
+            HostRecheckSeconds = PooledHosts is null ? 10 : 2, // as services.sh env --ha: a new primary is found sooner
         };
         NpgsqlConnectionStringBuilder Login(string role)
         {

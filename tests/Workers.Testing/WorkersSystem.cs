@@ -38,6 +38,8 @@ public sealed class WorkersSystem : IAsyncDisposable
 
     public Broker Broker { get; }
 
+    public bool RecordsEvents => _events is not null;
+
     /// <summary>Every reply event since the system was created.</summary>
     public EventRecorder Events => _events ?? throw new InvalidOperationException("this system was created with recordEvents: false");
 

@@ -18,6 +18,9 @@ public static class DatabaseFailover
         _ => false,
     };
 
+    /// <summary>For logs: the exception's type and SQLSTATE, never its message (a server message can quote row data).</summary>
+    public static string Describe(Exception e) => e is PostgresException p ? $"{e.GetType().Name} {p.SqlState}" : e.GetType().Name;
+
     /// <summary>A write on a node that was primary when the pooled connection was opened and is a standby now: the
     /// pool's connections must be dropped, or every retry lands there again.</summary>
     public static bool LeftOnStandby(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };

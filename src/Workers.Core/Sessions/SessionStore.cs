@@ -7,8 +7,8 @@ namespace Workers.Core.Sessions;
 /// <summary>The one place that opens a transaction on user data and sets the caller's context in it.</summary>
 public sealed class SessionStore(NpgsqlDataSource dataSource)
 {
-    /// <summary>Drops the pooled connections, after a failover left some of them on a node that is a standby now
-    /// (<see cref="DatabaseFailover.LeftOnStandby"/>); new ones find the primary.</summary>
+    /// <summary>Drops the pool's idle connections after a failover broke one: they lead to the old primary (or its
+    /// node's PgBouncer) or to a node that is a standby now; new ones find the primary.</summary>
     public void ForgetConnections() => dataSource.Clear();
 
     private static readonly DbContextOptions<WorkersDb> DbOptions = new DbContextOptionsBuilder<WorkersDb>()

@@ -43,20 +43,20 @@ public sealed class TurnProcessor(
             {
                 // The lease went with the old primary: the partition's next owner runs this request again.
                 logger.LogWarning("Turn {RequestId} of session {SessionId}: database failure ({Error}) after its lease was lost; left to the next owner",
-                    request.RequestId, request.SessionId, e.GetType().Name);
+                    request.RequestId, request.SessionId, DatabaseFailover.Describe(e));
                 return;
             }
             catch (Exception e) when (DatabaseFailover.Is(e)
                                       && Stopwatch.GetElapsedTime(failingSince ??= Stopwatch.GetTimestamp()) < _worker.FailoverWindow)
             {
-                // Held in place, so the session's lane waits too: its next turn cannot overtake this one.
-                if (DatabaseFailover.LeftOnStandby(e))
-                {
-                    turns.ForgetConnections();
-                }
+                // Held in place, so the session's lane waits too: its next turn cannot overtake this one. The pool's idle
+                // connections go: each still leads to the old primary (directly, or through its node's PgBouncer, which
+                // accepts them and fails their first query) or to a node that is a standby now; new ones look for the
+                // primary again.
+                turns.ForgetConnections();
 
                 logger.LogWarning("Turn {RequestId} of session {SessionId}: database unavailable ({Error}), retry {Attempt}",
-                    request.RequestId, request.SessionId, e.GetType().Name, attempt + 1);
+                    request.RequestId, request.SessionId, DatabaseFailover.Describe(e), attempt + 1);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, Math.Min(attempt, 5)))));
             }
             catch (Exception e) when (IsTransient(e) && attempt < _worker.TransientRetries)

@@ -43,7 +43,7 @@ public sealed class Load
             .Take(3).ToList();
         return string.Join('\n', missing.Select(r => $"missing {r.RequestId} ({r.Text}):\n  " + string.Join("\n  ",
             pool.Processes.SelectMany(w => w.Log.Where(l => l.Contains(r.RequestId.ToString(), StringComparison.Ordinal)).Select(l => $"{w.Id}: {l}"))
-                .Concat(pool.Events.Events.Where(e => e.RequestId == r.RequestId).Select(e => $"event {e.Type} seq {e.Seq} {e.Code}")))));
+                .Concat((pool.RecordsEvents ? pool.Events.Events : []).Where(e => e.RequestId == r.RequestId).Select(e => $"event {e.Type} seq {e.Seq} {e.Code}")))));
     }
 
     /// <summary>Publishes with <paramref name="producers"/> concurrent channels; a session always uses the same one.</summary>
