@@ -699,8 +699,13 @@ cmd_ha_fault() {
             done
             ha_pg_wait_settled ;;
         pgbouncer)
-            for n in 1 2 3; do bouncer_kill "$n"; bouncer_start "$n"; done
-            echo "restarted pgbouncer b1-b3" ;;
+            # Down long enough (WORKERS_HA_BOUNCER_DOWN seconds, default 3) that transactions fail while the partition
+            # leases (direct connections) hold: the turns must wait in place, keeping their sessions' order.
+            local down="${WORKERS_HA_BOUNCER_DOWN:-3}"
+            for n in 1 2 3; do bouncer_kill "$n"; done
+            sleep "$down"
+            for n in 1 2 3; do bouncer_start "$n"; done
+            echo "restarted pgbouncer b1-b3 after ${down} s down" ;;
         *) die "unknown fault '$name' (one of: $HA_FAULTS)" ;;
     esac
     log "fault $name: done in $((SECONDS - t0)) s"
