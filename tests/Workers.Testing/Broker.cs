@@ -153,7 +153,11 @@ public sealed class Broker : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _channel.DisposeAsync();
-        await Connection.CloseAsync();
+        if (Connection.IsOpen) // a fault test may have killed its node
+        {
+            await Connection.CloseAsync();
+        }
+
         await Connection.DisposeAsync();
     }
 

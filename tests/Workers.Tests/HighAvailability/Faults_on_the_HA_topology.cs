@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Workers.Testing;
 using Workers.Tests.Infrastructure;
 using Workers.Tests.Ordering;
 
@@ -7,8 +8,9 @@ namespace Workers.Tests.HighAvailability;
 /// <summary>
 /// The fast part of the fault suite, on the HA topology (<see cref="HaTopology"/>): three workers under load from a
 /// producer with publisher confirms, one fault injected mid-run by <c>services.sh fault</c>. After each, every request
-/// has exactly one persisted turn, in its session's order (the ordering checker: lost, duplicated, reordered), and the
-/// time until turns flowed again is reported.
+/// has exactly one persisted turn, in its session's order (the ordering checker: lost, duplicated, reordered); a consumer
+/// of the events exchange that keeps the contract's seq rule sees each request completed once, in order; and the time
+/// until turns flowed again is reported.
 /// </summary>
 [Collection("ha faults")]
 public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper output) : IClassFixture<HaTopology>
@@ -30,31 +32,82 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
     [Fact]
     public Task Restarting_PgBouncer_loses_no_request_and_keeps_order() => UnderFaultAsync("pgbouncer", null);
 
-    private async Task UnderFaultAsync(string fault, string? repair)
+    /// <summary>A worker SIGKILLed every 4 s or as soon as the one started in place of the last is ready (about 5 s
+    /// here): 20 s in CI, a minute with <c>WORKERS_HA_LONG=1</c> (the README's fault command).</summary>
+    [Fact]
+    public Task Killing_a_worker_every_few_seconds_loses_no_request_and_keeps_order()
+    {
+        var period = TimeSpan.FromSeconds(Environment.GetEnvironmentVariable("WORKERS_HA_LONG") == "1" ? 60 : 20);
+        // Each session's requests spread over the whole period, so every kill lands under load.
+        return UnderLoadAsync("worker-kills", period / 15, async (pool, workers) =>
+        {
+            var clock = Stopwatch.StartNew();
+            var kills = 0;
+            while (clock.Elapsed < period)
+            {
+                var next = clock.Elapsed + TimeSpan.FromSeconds(4);
+                var victim = workers[Random.Shared.Next(workers.Count)];
+                victim.Kill();
+                kills++;
+                workers[workers.IndexOf(victim)] = await pool.StartWorkerAsync();
+                if (next > clock.Elapsed)
+                {
+                    await Task.Delay(next - clock.Elapsed);
+                }
+            }
+
+            return $"{kills} workers SIGKILLed (and replaced) in {clock.Elapsed.TotalSeconds:F0} s";
+        }, null);
+    }
+
+    private Task UnderFaultAsync(string fault, string? repair) =>
+        UnderLoadAsync(fault, TimeSpan.FromMilliseconds(150), async (_, _) =>
+            $"script {(await HaTopology.FaultAsync(fault)).TotalSeconds:F1} s", repair);
+
+    /// <summary>Load from a confirming producer (each session's 20 requests <paramref name="pause"/> apart); once a
+    /// quarter is done, <paramref name="inject"/> runs the fault and says what it did; then the checks.</summary>
+    private async Task UnderLoadAsync(string fault, TimeSpan pause, Func<WorkersSystem, List<HostProcess>, Task<string>> inject, string? repair)
     {
         var services = ha.Require();
         var pool = await WorkersSystem.CreateAsync(services, settings: Settings, recordEvents: false);
         try
         {
-            var workers = new[] { await pool.StartWorkerAsync(), await pool.StartWorkerAsync(), await pool.StartWorkerAsync() };
+            var workers = new List<HostProcess> { await pool.StartWorkerAsync(), await pool.StartWorkerAsync(), await pool.StartWorkerAsync() };
             await pool.WaitForBalanceAsync(workers, TimeSpan.FromSeconds(30));
+            await using var events = await ClusterEventConsumer.StartAsync(pool.Broker.Options);
             var load = new Load(sessions: 60, perSession: 20);
             using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-            var publishing = HaTopology.PublishThroughFaultsAsync(pool.Broker.Options, load, pool.Broker, TimeSpan.FromMilliseconds(150), stop.Token);
+            var publishing = HaTopology.PublishThroughFaultsAsync(pool.Broker.Options, load, pool.Broker, pause, stop.Token);
 
             await Load.WaitForTurnsAsync(pool, load.Total / 4, TimeSpan.FromMinutes(2), load);
             var before = await pool.TurnCountAsync();
-            var took = await HaTopology.FaultAsync(fault);
+            var did = await inject(pool, workers);
             var clock = Stopwatch.StartNew();
             // Serving again: turns are persisted past where they were when the fault script returned.
             var serving = await WaitForProgressAsync(pool, before + 60, TimeSpan.FromMinutes(2));
             var repeated = await publishing;
             await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
-            output.WriteLine($"{fault}: script {took.TotalSeconds:F1} s; 60 more turns {serving.TotalSeconds:F1} s after it; " +
+            output.WriteLine($"{fault}: {did}; 60 more turns {serving.TotalSeconds:F1} s after it; " +
                              $"{load.Total} turns done {clock.Elapsed.TotalSeconds:F1} s after it; the producer repeated {repeated} unconfirmed publishes");
 
             var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
             Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"after {fault}, persisted turns: {persisted}\n{pool.LogOf(persisted)}");
+
+            // On the wire: a consumer that keeps the contract's rule (drop what is at or below the session's highest
+            // seq) sees every request's TurnCompleted once, in its session's order.
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (events.Events.Where(e => e.Type == "TurnCompleted").DistinctBy(e => e.RequestId).Count() < load.Total && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            var (kept, dropped) = events.AsAConsumerSeesThem();
+            var completed = kept.Where(e => e.Type == "TurnCompleted").GroupBy(e => e.SessionId)
+                .ToDictionary(g => g.Key, g => (IReadOnlyList<int>)g.Select(e => WorkersSystem.Counter(load.TextByRequest[e.RequestId])).ToList());
+            var delivered = OrderingChecker.Check(load.Expected, completed);
+            output.WriteLine($"{fault}: {events.Events.Count} events on the wire, {dropped} dropped by the consumer's seq rule, " +
+                             $"{events.Reconnects} consumer reconnects; TurnCompleted as the consumer keeps them: {delivered}");
+            Assert.True(delivered is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"after {fault}, TurnCompleted events kept by the seq rule: {delivered}");
         }
         finally
         {
