@@ -26,8 +26,13 @@ public static class Partitioning
     public const string SessionEventsExchange = "workers.chat-events.by-session";
 
     /// <summary>The routing key of the events every notifier needs whatever it watches: a turn's start and end (each
-    /// notifier counts its users' running turns from them) and answers to <see cref="TurnProgressRequested"/>.</summary>
+    /// notifier counts its users' running turns from them).</summary>
     public const string TurnLifecycleKey = "turns";
+
+    /// <summary>The routing key of <see cref="TurnProgress"/>, the answers to <see cref="TurnProgressRequested"/>. Each
+    /// notifier reads them from a queue of their own, so an answer never waits behind a backlog of reply events (a
+    /// resuming client's replay waits for it).</summary>
+    public const string TurnProgressKey = "progress";
 
     /// <summary>How a reply event is routed: the stream of a turn (deltas, tool calls) by its session id (lower-case,
     /// hyphenated), the start and end of a turn by <see cref="TurnLifecycleKey"/>.</summary>

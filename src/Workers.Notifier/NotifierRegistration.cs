@@ -58,7 +58,27 @@ public static class NotifierRegistration
                     e.PrefetchCount = 512;
                     // One at a time keeps each session's events in the order the worker published them.
                     e.ConcurrentMessageLimit = 1;
-                    e.ConfigureConsumers(context);
+                    foreach (var replyEvent in ReplyEvents.Types)
+                    {
+                        e.ConfigureConsumer(context, typeof(ChatEventConsumer<>).MakeGenericType(replyEvent));
+                    }
+                });
+                // Answers to a resuming client's progress query, on their own queue: behind a backlog of reply events
+                // (200 browsers streaming) they came later than the query waits, and the client's replay missed the
+                // running turn's text so far (a gap).
+                cfg.ReceiveEndpoint(routes.ProgressQueue, e =>
+                {
+                    e.AutoDelete = false;
+                    e.Durable = true;
+                    e.Exclusive = false;
+                    e.SetQueueArgument("x-expires", (int)TimeSpan.FromMinutes(1).TotalMilliseconds);
+                    e.ConfigureConsumeTopology = false;
+                    e.Bind(Partitioning.SessionEventsExchange, b =>
+                    {
+                        b.ExchangeType = "direct";
+                        b.RoutingKey = Partitioning.TurnProgressKey;
+                    });
+                    e.ConfigureConsumer<TurnProgressConsumer>(context);
                 });
             });
         });

@@ -55,7 +55,7 @@ public static class BrokerSettings
             RouteEventMethod.MakeGenericMethod(replyEvent).Invoke(null, [cfg]);
         }
 
-        cfg.Send<TurnProgress>(s => s.UseRoutingKeyFormatter(_ => Partitioning.TurnLifecycleKey));
+        cfg.Send<TurnProgress>(s => s.UseRoutingKeyFormatter(_ => Partitioning.TurnProgressKey));
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
     }
 

@@ -30,6 +30,9 @@ public sealed class SessionRoutes(IOptions<RabbitMqOptions> rabbit, ILogger<Sess
     /// <summary>This notifier's events queue, named at registration.</summary>
     public string Queue { get; } = $"{BrokerPermissions.NotifierEventsPrefix}{NewId.NextGuid():N}";
 
+    /// <summary>This notifier's queue for <see cref="TurnProgress"/> answers (same prefix, so the same permissions).</summary>
+    public string ProgressQueue => $"{Queue}.progress";
+
     /// <summary>Sessions watched here; set by <see cref="SessionSubscriptions"/>, read when deciding to unbind.</summary>
     public Func<Guid, bool> IsWatched { get; set; } = _ => false;
 

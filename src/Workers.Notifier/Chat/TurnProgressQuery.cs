@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Collections.Concurrent;
 using MassTransit;
 using Workers.Contracts;
@@ -5,9 +6,12 @@ using Workers.Contracts;
 namespace Workers.Notifier.Chat;
 
 /// <summary>Asks the workers for a session's running turn and waits briefly for the owner of its partition to answer.</summary>
-public sealed class TurnProgressQuery(IBus bus)
+public sealed class TurnProgressQuery(IBus bus, ILogger<TurnProgressQuery> logger)
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(1);
+    // Long enough for a worker and a notifier that are both saturated (100 browsers resuming at once while 200 stream,
+    // on 2 cores): an answer that comes later leaves a gap in the running turn's text. Only a session whose partition
+    // has no owner at the moment (a hand-over) waits this long, and its turn is about to be run again anyway.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource<TurnProgress>> _pending = new();
 
     /// <returns>The progress, or null when no worker answered in time (no worker running, or none owns the partition).</returns>
@@ -24,6 +28,8 @@ public sealed class TurnProgressQuery(IBus bus)
         }
         catch (TimeoutException)
         {
+            logger.LogWarning("No worker answered the progress query for session {SessionId} within {Patience}: a turn running there " +
+                              "replays without its text so far", sessionId, Patience);
             return null;
         }
         finally

@@ -117,30 +117,32 @@ public sealed class TurnProcessor(
         metrics.TurnStarted();
         var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars, () => delivery.Fenced);
         ModelCallResult result;
+        Turn turn;
+        bool committed;
+        // Running until committed: a resuming client's progress query that came between the end of the stream and the
+        // commit would hear "idle", read the database before the turn is in it, and lose the text streamed so far.
         using (var cancel = activeTurns.Start(reply))
         {
             try
             {
                 result = await modelCall.StreamAsync(request, session.History, reply, started, cancel.Token);
+                turn = new Turn
+                {
+                    SessionId = request.SessionId, TurnNo = session.TurnSeq + 1, OwnerId = request.UserId, RequestId = request.RequestId,
+                    UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
+                    PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens,
+                    FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
+                    Producer = delivery.Properties.UserId,
+                };
+                using (WorkersTelemetry.Source.StartActivity("commit turn"))
+                {
+                    committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease);
+                }
             }
             finally
             {
                 activeTurns.Finish(reply);
             }
-        }
-
-        var turn = new Turn
-        {
-            SessionId = request.SessionId, TurnNo = session.TurnSeq + 1, OwnerId = request.UserId, RequestId = request.RequestId,
-            UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
-            PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens,
-            FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
-            Producer = delivery.Properties.UserId,
-        };
-        bool committed;
-        using (WorkersTelemetry.Source.StartActivity("commit turn"))
-        {
-            committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease);
         }
 
         if (!committed)

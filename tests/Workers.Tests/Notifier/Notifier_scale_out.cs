@@ -28,6 +28,10 @@ public sealed class Notifier_scale_out(ServicesFixture services)
 
         var routes = await BindingsAsync(pool);
         Assert.Equal(2, routes.Count);
+        // Progress answers reach every notifier on a queue of its own, never behind its events.
+        var progress = await ProgressBindingsAsync(pool);
+        Assert.Equal(2, progress.Count);
+        Assert.All(progress.Values, keys => Assert.True(keys.SetEquals([Partitioning.TurnProgressKey])));
         Assert.Contains(routes.Values, keys => keys.SetEquals([Partitioning.TurnLifecycleKey, aliceSession.ToString("D")]));
         Assert.Contains(routes.Values, keys => keys.SetEquals([Partitioning.TurnLifecycleKey, bobSession.ToString("D")]));
 
@@ -49,8 +53,14 @@ public sealed class Notifier_scale_out(ServicesFixture services)
             "the route of Alice's session to be removed after her last connection left");
     }
 
+    /// <summary>Each notifier's events queue and its routing keys (its queue for progress answers apart).</summary>
     private async Task<Dictionary<string, HashSet<string>>> BindingsAsync(WorkersSystem pool) =>
-        await services.Services.BindingsAsync(pool.Broker.Options.VirtualHost, BrokerPermissions.NotifierEventsPrefix, Partitioning.SessionEventsExchange);
+        (await services.Services.BindingsAsync(pool.Broker.Options.VirtualHost, BrokerPermissions.NotifierEventsPrefix, Partitioning.SessionEventsExchange))
+        .Where(q => !q.Key.EndsWith(".progress", StringComparison.Ordinal)).ToDictionary();
+
+    private async Task<Dictionary<string, HashSet<string>>> ProgressBindingsAsync(WorkersSystem pool) =>
+        (await services.Services.BindingsAsync(pool.Broker.Options.VirtualHost, BrokerPermissions.NotifierEventsPrefix, Partitioning.SessionEventsExchange))
+        .Where(q => q.Key.EndsWith(".progress", StringComparison.Ordinal)).ToDictionary();
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
     {
