@@ -41,19 +41,7 @@ public static class NotifierRegistration
                 var routes = context.GetRequiredService<SessionRoutes>();
                 cfg.ReceiveEndpoint(routes.Queue, e =>
                 {
-                    // Neither auto-delete nor transient, which MassTransit declares exclusive to its own connection:
-                    // SessionRoutes binds it from a second connection. The broker deletes it a minute after its notifier
-                    // stopped consuming (x-expires); deltas stay transient messages, so only turn starts and ends touch disk.
-                    e.AutoDelete = false;
-                    e.Durable = true;
-                    e.Exclusive = false;
-                    e.SetQueueArgument("x-expires", (int)TimeSpan.FromMinutes(1).TotalMilliseconds);
-                    e.ConfigureConsumeTopology = false;
-                    e.Bind(Partitioning.SessionEventsExchange, b =>
-                    {
-                        b.ExchangeType = "direct";
-                        b.RoutingKey = Partitioning.TurnLifecycleKey;
-                    });
+                    OwnQueue(e, Partitioning.TurnLifecycleKey);
                     e.ConnectReceiveEndpointObserver(routes);
                     e.PrefetchCount = 512;
                     // One at a time keeps each session's events in the order the worker published them.
@@ -68,16 +56,7 @@ public static class NotifierRegistration
                 // running turn's text so far (a gap).
                 cfg.ReceiveEndpoint(routes.ProgressQueue, e =>
                 {
-                    e.AutoDelete = false;
-                    e.Durable = true;
-                    e.Exclusive = false;
-                    e.SetQueueArgument("x-expires", (int)TimeSpan.FromMinutes(1).TotalMilliseconds);
-                    e.ConfigureConsumeTopology = false;
-                    e.Bind(Partitioning.SessionEventsExchange, b =>
-                    {
-                        b.ExchangeType = "direct";
-                        b.RoutingKey = Partitioning.TurnProgressKey;
-                    });
+                    OwnQueue(e, Partitioning.TurnProgressKey);
                     e.ConfigureConsumer<TurnProgressConsumer>(context);
                 });
             });
@@ -128,5 +107,25 @@ public static class NotifierRegistration
             app.Logger.LogInformation("Notifier ready on {Addresses} ({Environment})", string.Join(", ", app.Urls),
                 app.Environment.EnvironmentName));
         return app;
+    }
+
+    /// <summary>
+    /// One of this instance's own queues, bound to <paramref name="routingKey"/> of the by-session exchange. Neither
+    /// auto-delete nor transient, which MassTransit declares exclusive to its own connection: SessionRoutes binds the
+    /// events queue from a second connection. The broker deletes it a minute after its notifier stopped consuming
+    /// (x-expires); deltas stay transient messages, so only turn starts and ends touch disk.
+    /// </summary>
+    private static void OwnQueue(IRabbitMqReceiveEndpointConfigurator e, string routingKey)
+    {
+        e.AutoDelete = false;
+        e.Durable = true;
+        e.Exclusive = false;
+        e.SetQueueArgument("x-expires", (int)TimeSpan.FromMinutes(1).TotalMilliseconds);
+        e.ConfigureConsumeTopology = false;
+        e.Bind(Partitioning.SessionEventsExchange, b =>
+        {
+            b.ExchangeType = "direct";
+            b.RoutingKey = routingKey;
+        });
     }
 }
