@@ -9,7 +9,9 @@
 #   services.sh down --ha     stops it (data kept); `purge` removes both topologies' data
 # The single-node services may run beside it; without --ha a command acts on them, unless only this one runs.
 #
-# Ports (all on 127.0.0.1), from WORKERS_HA_PORT_BASE (default 56100), pinned in <data>/ha/config.env while up:
+# Ports (all on 127.0.0.1), from WORKERS_HA_PORT_BASE (default 26100, below the kernel's ephemeral port range
+# 32768-60999: there an outgoing connection of a busy test run once held the port a node was about to listen on),
+# pinned in <data>/ha/config.env while up:
 #   base+0 pg_auto_failover monitor, base+1..3 PostgreSQL nodes, base+11..13 PgBouncer (one per node),
 #   base+20 epmd, base+21..23 AMQP, base+31..33 management HTTP, base+41..43 Erlang distribution.
 #
@@ -23,7 +25,7 @@ HA_CONFIG="$HA/config.env"
 HA_FAULTS="rabbit-leader rabbit-restart pg-primary pg-restart pgbouncer"
 
 ha_ports() {
-    local base="${HA_BASE:-${WORKERS_HA_PORT_BASE:-56100}}"
+    local base="${HA_BASE:-${WORKERS_HA_PORT_BASE:-26100}}"
     valid_port "$base" && [ "$base" -le 65400 ] || die "invalid WORKERS_HA_PORT_BASE '$base'"
     HA_BASE="$base"
     MON_PORT=$base
