@@ -230,7 +230,7 @@ ha_pg_wait_settled() {
         sleep 0.2
     done
     printf '%s\n' "$state" >&2
-    die "the PostgreSQL formation did not settle in 180 s (logs: $HA_PG/keeper-*.log)"
+    die "the PostgreSQL formation did not settle in 180 s (logs: $HA_PG/keeper-*.log; a formation whose nodes were all killed at once can need a fresh start: services.sh purge --ha)"
 }
 
 psql_node() { # psql_node N SQL: as postgres over the node's unix socket (trusted there)

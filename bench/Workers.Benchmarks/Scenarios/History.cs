@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Workers.Benchmarks.Infrastructure;
 using Workers.Core.Sessions;
@@ -37,7 +38,7 @@ internal static partial class History
 
         await using var dataSource = NpgsqlDataSource.Create(db.App);
         var store = new SessionStore(dataSource);
-        var lifecycle = new SessionLifecycle(store);
+        var lifecycle = new SessionLifecycle(store, NullLogger<SessionLifecycle>.Instance);
         using var npgsql = new NpgsqlActivityCounter();
 
         // The EF query's SQL as Npgsql sends it, for EXPLAIN.
@@ -223,7 +224,7 @@ internal static partial class History
             };
             await using var relaySource = NpgsqlDataSource.Create(relayed);
             var relayStore = new SessionStore(relaySource);
-            var relayLifecycle = new SessionLifecycle(relayStore);
+            var relayLifecycle = new SessionLifecycle(relayStore, NullLogger<SessionLifecycle>.Instance);
             using var npgsql = new NpgsqlActivityCounter();
             var variants = new (string Name, Func<Task> Call)[]
             {

@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
 namespace Workers.Core.Sessions;
@@ -11,17 +12,23 @@ public static class DatabaseFailover
 {
     public static bool Is(Exception e) => e switch
     {
-        PostgresException p => LeftOnStandby(p) || p.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
-            or PostgresErrorCodes.CannotConnectNow || p.SqlState.StartsWith("08", StringComparison.Ordinal),
+        // ReadOnlySqlTransaction: a write on a node that was primary when the pooled connection was opened and is a
+        // standby now (the pool's connections must go, or every retry lands there again).
+        PostgresException p => p.SqlState is PostgresErrorCodes.ReadOnlySqlTransaction or PostgresErrorCodes.AdminShutdown
+            or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow || p.SqlState.StartsWith("08", StringComparison.Ordinal),
         NpgsqlException => true, // no server answer at all: the connection broke or could not be opened
+        // EF Core wraps what broke it: SaveChanges in DbUpdateException, and its execution strategy (which does not
+        // retry here: a retry must redo the whole transaction, as the callers do) in InvalidOperationException.
+        DbUpdateException or InvalidOperationException when e.InnerException is { } inner => Is(inner),
         TimeoutException => true,
         _ => false,
     };
 
     /// <summary>For logs: the exception's type and SQLSTATE, never its message (a server message can quote row data).</summary>
-    public static string Describe(Exception e) => e is PostgresException p ? $"{e.GetType().Name} {p.SqlState}" : e.GetType().Name;
-
-    /// <summary>A write on a node that was primary when the pooled connection was opened and is a standby now: the
-    /// pool's connections must be dropped, or every retry lands there again.</summary>
-    public static bool LeftOnStandby(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction };
+    public static string Describe(Exception e) => e switch
+    {
+        PostgresException p => $"{e.GetType().Name} {p.SqlState}",
+        DbUpdateException or InvalidOperationException when e.InnerException is { } inner => Describe(inner),
+        _ => e.GetType().Name,
+    };
 }

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 using Workers.Contracts;
 using Workers.Core.Sessions;
 
@@ -6,13 +8,19 @@ namespace Workers.Notifier.Sessions;
 
 /// <summary>
 /// What a user does with their sessions. Every call is one <see cref="RlsScope"/>: another user's session and a
-/// missing one are the same <c>session_not_found</c>.
+/// missing one are the same <c>session_not_found</c>. A transaction a PostgreSQL failover broke is run again on the
+/// new primary (each is one transaction with nothing outside the database to undo), so a browser's call waits out the
+/// failover instead of failing.
 /// </summary>
-public sealed class SessionLifecycle(SessionStore store)
+public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycle> logger)
 {
     public const int MaxTitleLength = 200;
 
-    public async Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken)
+    /// <summary>How long a call keeps retrying through a failover: pg_auto_failover promotes a standby within about
+    /// 20 s of the primary's death (measured: serving again 10–15 s after it), and the caller can give up sooner.</summary>
+    public static readonly TimeSpan FailoverWindow = TimeSpan.FromSeconds(45);
+
+    public Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken)
     {
         var session = new Session
         {
@@ -22,113 +30,147 @@ public sealed class SessionLifecycle(SessionStore store)
             CreatedAt = DateTimeOffset.UtcNow,
             LastActiveAt = DateTimeOffset.UtcNow,
         };
-        await using var scope = await store.BeginAsync(userId, session.Id, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        db.Sessions.Add(session);
-        await db.SaveChangesAsync(cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        return SessionSummary.Of(session);
+        return InTransactionAsync(userId, session.Id, async (scope, db, attempt) =>
+        {
+            try
+            {
+                db.Sessions.Add(session);
+                await db.SaveChangesAsync(cancellationToken);
+                await scope.CommitAsync(cancellationToken);
+            }
+            catch (DbUpdateException e) when (attempt > 0 && e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+            {
+                // The attempt the failover broke had committed before its answer was lost: the session is there.
+            }
+
+            return SessionSummary.Of(session);
+        }, cancellationToken);
     }
 
-    public async Task<IReadOnlyList<SessionSummary>> ListAsync(string userId, CancellationToken cancellationToken)
-    {
-        await using var scope = await store.BeginAsync(userId, null, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        var sessions = await db.Sessions.AsNoTracking()
-            .OrderByDescending(s => s.LastActiveAt)
-            .Take(500)
-            .ToListAsync(cancellationToken);
-        return sessions.ConvertAll(SessionSummary.Of);
-    }
+    public Task<IReadOnlyList<SessionSummary>> ListAsync(string userId, CancellationToken cancellationToken) =>
+        InTransactionAsync<IReadOnlyList<SessionSummary>>(userId, null, async (_, db, _) =>
+        {
+            var sessions = await db.Sessions.AsNoTracking()
+                .OrderByDescending(s => s.LastActiveAt)
+                .Take(500)
+                .ToListAsync(cancellationToken);
+            return sessions.ConvertAll(SessionSummary.Of);
+        }, cancellationToken);
 
     /// <summary>Whether the user owns the session; the notifier asks before subscribing a connection.</summary>
-    public async Task<SessionSummary> GetAsync(string userId, Guid sessionId, CancellationToken cancellationToken)
-    {
-        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        var session = await db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken);
-        return session is null ? throw ChatErrorException.SessionNotFound() : SessionSummary.Of(session);
-    }
+    public Task<SessionSummary> GetAsync(string userId, Guid sessionId, CancellationToken cancellationToken) =>
+        InTransactionAsync(userId, sessionId, async (_, db, _) =>
+        {
+            var session = await db.Sessions.AsNoTracking().SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken);
+            return session is null ? throw ChatErrorException.SessionNotFound() : SessionSummary.Of(session);
+        }, cancellationToken);
 
     /// <summary>Turns whose last event number is above <paramref name="afterSeq"/>, oldest first, at most <paramref name="limit"/>.</summary>
-    public async Task<IReadOnlyList<Turn>> HistoryAsync(
-        string userId, Guid sessionId, long afterSeq, int limit, CancellationToken cancellationToken)
-    {
-        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
+    public Task<IReadOnlyList<Turn>> HistoryAsync(string userId, Guid sessionId, long afterSeq, int limit, CancellationToken cancellationToken) =>
+        InTransactionAsync<IReadOnlyList<Turn>>(userId, sessionId, async (_, db, _) =>
         {
-            throw ChatErrorException.SessionNotFound();
-        }
+            if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
+            {
+                throw ChatErrorException.SessionNotFound();
+            }
 
-        return await db.Turns.AsNoTracking()
-            .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
-            .OrderBy(t => t.TurnNo)
-            .Take(Math.Clamp(limit, 1, 500))
-            .ToListAsync(cancellationToken);
-    }
+            return await db.Turns.AsNoTracking()
+                .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
+                .OrderBy(t => t.TurnNo)
+                .Take(Math.Clamp(limit, 1, 500))
+                .ToListAsync(cancellationToken);
+        }, cancellationToken);
 
     /// <summary>
     /// The newest turns whose last event number is above <paramref name="afterSeq"/>, oldest first: at most
     /// <paramref name="limit"/> of them and, beyond the newest one, no more than <paramref name="maxReplyChars"/>
     /// characters of reply text. Read newest first and stopped at the budget, so a long history is never loaded whole.
     /// </summary>
-    public async Task<IReadOnlyList<Turn>> LatestAsync(
-        string userId, Guid sessionId, long afterSeq, int limit, int maxReplyChars, CancellationToken cancellationToken)
-    {
-        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
+    public Task<IReadOnlyList<Turn>> LatestAsync(
+        string userId, Guid sessionId, long afterSeq, int limit, int maxReplyChars, CancellationToken cancellationToken) =>
+        InTransactionAsync<IReadOnlyList<Turn>>(userId, sessionId, async (_, db, _) =>
         {
-            throw ChatErrorException.SessionNotFound();
-        }
-
-        var turns = new List<Turn>();
-        long chars = 0;
-        await foreach (var turn in db.Turns.AsNoTracking()
-                           .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
-                           .OrderByDescending(t => t.TurnNo)
-                           .Take(Math.Clamp(limit, 1, 500))
-                           .AsAsyncEnumerable().WithCancellation(cancellationToken))
-        {
-            chars += turn.ReplyText.Length;
-            if (turns.Count > 0 && chars > maxReplyChars)
+            if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
             {
-                break;
+                throw ChatErrorException.SessionNotFound();
             }
 
-            turns.Add(turn);
-        }
+            var turns = new List<Turn>();
+            long chars = 0;
+            await foreach (var turn in db.Turns.AsNoTracking()
+                               .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
+                               .OrderByDescending(t => t.TurnNo)
+                               .Take(Math.Clamp(limit, 1, 500))
+                               .AsAsyncEnumerable().WithCancellation(cancellationToken))
+            {
+                chars += turn.ReplyText.Length;
+                if (turns.Count > 0 && chars > maxReplyChars)
+                {
+                    break;
+                }
 
-        turns.Reverse();
-        return turns;
-    }
+                turns.Add(turn);
+            }
 
-    public async Task<SessionSummary> RenameAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken)
+            turns.Reverse();
+            return turns;
+        }, cancellationToken);
+
+    public Task<SessionSummary> RenameAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken)
     {
         var checkedTitle = CheckTitle(title);
-        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken)
-            ?? throw ChatErrorException.SessionNotFound();
-        session.Title = checkedTitle;
-        await db.SaveChangesAsync(cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        return SessionSummary.Of(session);
+        return InTransactionAsync(userId, sessionId, async (scope, db, _) =>
+        {
+            var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken)
+                ?? throw ChatErrorException.SessionNotFound();
+            session.Title = checkedTitle;
+            await db.SaveChangesAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return SessionSummary.Of(session);
+        }, cancellationToken);
     }
 
     /// <summary>Deletes the session and, by cascade in the same transaction, its turns, inbox and notes.</summary>
-    public async Task DeleteAsync(string userId, Guid sessionId, CancellationToken cancellationToken)
-    {
-        await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
-        var db = await scope.DbAsync(cancellationToken);
-        var deleted = await db.Sessions.Where(s => s.Id == sessionId).ExecuteDeleteAsync(cancellationToken);
-        if (deleted == 0)
+    public Task DeleteAsync(string userId, Guid sessionId, CancellationToken cancellationToken) =>
+        InTransactionAsync(userId, sessionId, async (scope, db, attempt) =>
         {
-            throw ChatErrorException.SessionNotFound();
-        }
+            var deleted = await db.Sessions.Where(s => s.Id == sessionId).ExecuteDeleteAsync(cancellationToken);
+            // On a retry, nothing to delete can mean the broken attempt committed; a delete is answered the same either way.
+            if (deleted == 0 && attempt == 0)
+            {
+                throw ChatErrorException.SessionNotFound();
+            }
 
-        await scope.CommitAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return deleted;
+        }, cancellationToken);
+
+    /// <summary>
+    /// One transaction as the user, run again while a failover keeps breaking it (within <see cref="FailoverWindow"/>
+    /// and until the caller gives up). <paramref name="work"/> gets the attempt number, for writes whose first attempt
+    /// may have committed before the connection broke.
+    /// </summary>
+    private async Task<T> InTransactionAsync<T>(string userId, Guid? sessionId, Func<RlsScope, WorkersDb, int, Task<T>> work,
+        CancellationToken cancellationToken)
+    {
+        long? failingSince = null;
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await using var scope = await store.BeginAsync(userId, sessionId, cancellationToken);
+                return await work(scope, await scope.DbAsync(cancellationToken), attempt);
+            }
+            catch (Exception e) when (DatabaseFailover.Is(e) && !cancellationToken.IsCancellationRequested
+                                      && Stopwatch.GetElapsedTime(failingSince ??= Stopwatch.GetTimestamp()) < FailoverWindow)
+            {
+                // The pool's idle connections lead to the old primary or to a node that is a standby now.
+                store.ForgetConnections();
+                logger.LogWarning("Session {SessionId}: database unavailable ({Error}), retry {Attempt}",
+                    sessionId, DatabaseFailover.Describe(e), attempt + 1);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, Math.Min(attempt, 5)))), cancellationToken);
+            }
+        }
     }
 
     private static string CheckTitle(string? title)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using Workers.Testing;
 using Workers.Tests.Infrastructure;
 using Workers.Tests.Ordering;
@@ -25,9 +26,11 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
     public Task Killing_the_RabbitMQ_node_that_leads_the_most_partitions_loses_no_request_and_keeps_order() =>
         UnderFaultAsync("rabbit-leader", "rabbit-restart");
 
+    /// <summary>A browser on a notifier calls the REST API throughout (create, list, read a session): every call is
+    /// answered, the ones the failover broke after a wait.</summary>
     [Fact]
-    public Task Killing_the_PostgreSQL_primary_loses_no_request_and_keeps_order() =>
-        UnderFaultAsync("pg-primary", "pg-restart");
+    public Task Killing_the_PostgreSQL_primary_loses_no_request_keeps_order_and_fails_no_browser_call() =>
+        UnderFaultAsync("pg-primary", "pg-restart", browse: true);
 
     [Fact]
     public Task Restarting_PgBouncer_loses_no_request_and_keeps_order() => UnderFaultAsync("pgbouncer", null);
@@ -60,13 +63,14 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
         }, null);
     }
 
-    private Task UnderFaultAsync(string fault, string? repair) =>
+    private Task UnderFaultAsync(string fault, string? repair, bool browse = false) =>
         UnderLoadAsync(fault, TimeSpan.FromMilliseconds(150), async (_, _) =>
-            $"script {(await HaTopology.FaultAsync(fault)).TotalSeconds:F1} s", repair);
+            $"script {(await HaTopology.FaultAsync(fault)).TotalSeconds:F1} s", repair, browse);
 
     /// <summary>Load from a confirming producer (each session's 20 requests <paramref name="pause"/> apart); once a
     /// quarter is done, <paramref name="inject"/> runs the fault and says what it did; then the checks.</summary>
-    private async Task UnderLoadAsync(string fault, TimeSpan pause, Func<WorkersSystem, List<HostProcess>, Task<string>> inject, string? repair)
+    private async Task UnderLoadAsync(string fault, TimeSpan pause, Func<WorkersSystem, List<HostProcess>, Task<string>> inject, string? repair,
+        bool browse = false)
     {
         var services = ha.Require();
         var pool = await WorkersSystem.CreateAsync(services, settings: Settings, recordEvents: false);
@@ -78,6 +82,8 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             var load = new Load(sessions: 60, perSession: 20);
             using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(4));
             var publishing = HaTopology.PublishThroughFaultsAsync(pool.Broker.Options, load, pool.Broker, pause, stop.Token);
+            using var browsingStop = new CancellationTokenSource();
+            var browsing = browse ? BrowseAsync(await pool.StartNotifierAsync(), browsingStop.Token) : Task.FromResult("");
 
             await Load.WaitForTurnsAsync(pool, load.Total / 4, TimeSpan.FromMinutes(2), load);
             var before = await pool.TurnCountAsync();
@@ -89,6 +95,12 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             await Load.WaitForTurnsAsync(pool, load.Total, TimeSpan.FromMinutes(3), load);
             output.WriteLine($"{fault}: {did}; 60 more turns {serving.TotalSeconds:F1} s after it; " +
                              $"{load.Total} turns done {clock.Elapsed.TotalSeconds:F1} s after it; the producer repeated {repeated} unconfirmed publishes");
+            await browsingStop.CancelAsync();
+            var browsed = await browsing;
+            if (browse)
+            {
+                output.WriteLine($"{fault}: {browsed}");
+            }
 
             var persisted = OrderingChecker.Check(load.Expected, await pool.PersistedCountersAsync());
             Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"after {fault}, persisted turns: {persisted}\n{pool.LogOf(persisted)}");
@@ -119,6 +131,40 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             }
 
             await pool.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// A browser's REST calls, one after another until <paramref name="stop"/>: create a session, list the sessions,
+    /// read the new one. Fails on the first call that is not answered with success (the notifier retries a transaction
+    /// a failover broke, so none should be); returns the count and the slowest.
+    /// </summary>
+    private static async Task<string> BrowseAsync(NotifierProcess notifier, CancellationToken stop)
+    {
+        using var http = notifier.Http("ha-browser");
+        http.Timeout = TimeSpan.FromSeconds(90);
+        var (calls, slowest) = (0, TimeSpan.Zero);
+        while (!stop.IsCancellationRequested)
+        {
+            var clock = Stopwatch.StartNew();
+            var created = await CallAsync(http.PostAsJsonAsync("/api/sessions", new { title = $"browsing {calls}" }, CancellationToken.None));
+            var id = (await created.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(CancellationToken.None)).GetProperty("id").GetString();
+            await CallAsync(http.GetAsync("/api/sessions", CancellationToken.None));
+            await CallAsync(http.GetAsync($"/api/sessions/{id}", CancellationToken.None));
+            calls += 3;
+            slowest = TimeSpan.FromTicks(Math.Max(slowest.Ticks, clock.Elapsed.Ticks));
+            await Task.Delay(100, CancellationToken.None);
+        }
+
+        return $"{calls} browser calls, all answered; the slowest create-list-read took {slowest.TotalSeconds:F1} s";
+
+        static async Task<HttpResponseMessage> CallAsync(Task<HttpResponseMessage> call)
+        {
+            var response = await call;
+            Assert.True(response.IsSuccessStatusCode,
+                $"a browser's call {response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath} answered " +
+                $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(CancellationToken.None)}");
+            return response;
         }
     }
 

@@ -21,7 +21,7 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
     {
         _db = await services.CreateDatabaseAsync();
         _dataSource = _db.AppDataSource();
-        _sessions = new SessionLifecycle(new SessionStore(_dataSource));
+        _sessions = new SessionLifecycle(new SessionStore(_dataSource), NullLogger<SessionLifecycle>.Instance);
     }
 
     public async ValueTask DisposeAsync()
