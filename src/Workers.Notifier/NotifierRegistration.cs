@@ -2,6 +2,8 @@ using System.Text.Json.Serialization;
 using MassTransit;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Protocol;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Core.Hosting;
@@ -76,9 +78,13 @@ public static class NotifierRegistration
         services.AddSingleton<MessageSender>();
         services.AddSignalR(o => o.AddFilter<HubErrors>())
             .AddJsonProtocol(o => o.PayloadSerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull);
+        services.Replace(ServiceDescriptor.Singleton<IHubProtocol>(provider =>
+            new MalformedCalls(new JsonHubProtocol(provider.GetRequiredService<IOptions<JsonHubProtocolOptions>>()))));
         services.AddOptions<HubOptions>().Configure<IOptions<LimitOptions>>((hub, limits) =>
             hub.MaximumReceiveMessageSize = limits.Value.MaxHubMessageBytes);
         services.AddProblemDetails();
+        // A malformed body or parameter as an exception, which SessionEndpoints answers with a problem (not an empty 400).
+        services.PostConfigure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         return builder;
     }
 
@@ -93,6 +99,7 @@ public static class NotifierRegistration
         app.UseStaticFiles();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseProblemsForMalformedRequests();
         app.MapHub<ChatHub>(AuthRegistration.HubPath, o => o.CloseOnAuthenticationExpiration = true);
         app.MapSessionEndpoints();
         app.MapDevTokens();

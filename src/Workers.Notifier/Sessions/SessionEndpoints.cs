@@ -61,14 +61,50 @@ public static class SessionEndpoints
         });
     }
 
-    public static ProblemHttpResult Problem(string code, string detail) => TypedResults.Problem(detail, statusCode: code switch
+    /// <summary>
+    /// A body that is not JSON or not of the expected shape, and a parameter of the wrong type, fail while binding, before
+    /// the endpoint filter above runs, and minimal APIs answer them with an empty 400; a body not declared as JSON is turned
+    /// away by routing with an empty 415. Here they get a problem like every other refusal: <c>invalid_request</c>, or
+    /// <c>too_large</c> for a body over the server's limit (binding throws: <see cref="RouteHandlerOptions.ThrowOnBadRequest"/>
+    /// is set in AddNotifier).
+    /// </summary>
+    public static void UseProblemsForMalformedRequests(this WebApplication app) => app.Use(async (context, next) =>
     {
-        ErrorCodes.SessionNotFound => StatusCodes.Status404NotFound,
-        ErrorCodes.TooLarge => StatusCodes.Status413PayloadTooLarge,
-        ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
-        ErrorCodes.SessionBusy => StatusCodes.Status409Conflict,
-        _ => StatusCodes.Status400BadRequest,
-    }, title: code, extensions: new Dictionary<string, object?> { ["code"] = code });
+        int status;
+        try
+        {
+            await next();
+            status = context.Response.StatusCode;
+            if (status != StatusCodes.Status415UnsupportedMediaType || context.Response.HasStarted)
+            {
+                return;
+            }
+        }
+        catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            status = e.StatusCode;
+        }
+
+        // In the notifier's own words: the exception's message can quote the value sent.
+        var (code, detail) = status switch
+        {
+            StatusCodes.Status413PayloadTooLarge => (ErrorCodes.TooLarge, "the body is too large"),
+            StatusCodes.Status415UnsupportedMediaType =>
+                (ErrorCodes.InvalidRequest, "the body must be JSON (Content-Type: application/json)"),
+            _ => (ErrorCodes.InvalidRequest, "the body is not JSON of the documented shape, or a parameter is not of its type"),
+        };
+        await Problem(code, detail, status).ExecuteAsync(context);
+    });
+
+    public static ProblemHttpResult Problem(string code, string detail, int? status = null) => TypedResults.Problem(detail,
+        statusCode: status ?? code switch
+        {
+            ErrorCodes.SessionNotFound => StatusCodes.Status404NotFound,
+            ErrorCodes.TooLarge => StatusCodes.Status413PayloadTooLarge,
+            ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
+            ErrorCodes.SessionBusy => StatusCodes.Status409Conflict,
+            _ => StatusCodes.Status400BadRequest,
+        }, title: code, extensions: new Dictionary<string, object?> { ["code"] = code });
 
     public sealed record TitleBody(string? Title);
 
