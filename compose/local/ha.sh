@@ -500,11 +500,15 @@ rnode_wait_ready() {
         [ $((SECONDS - start)) -lt 300 ] || die "RabbitMQ node n$n not listening after 300 s (log: $(rnode_dir "$n")/log)"
         sleep 0.2
     done
+    # The management listener is registered when its plugin starts, which can be after the AMQP one passed the check:
+    # "started" means the API answers too (the fault scripts, the status and the tests' fixture call it).
     for i in $(seq 1 120); do
-        hrmq "$n" rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 && return 0
+        hrmq "$n" rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 \
+            && curl -fsS -m 5 -o /dev/null -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[$((n - 1))]}/api/overview" 2>/dev/null \
+            && return 0
         sleep 0.5
     done
-    die "RabbitMQ node n$n did not pass check_port_connectivity"
+    die "RabbitMQ node n$n did not pass check_port_connectivity, or its management API did not answer"
 }
 
 rnode_kill() {
@@ -637,7 +641,10 @@ cmd_ha_status() {
     load_credentials
     ha_load
     local n rc=0 pid leaders
-    leaders="$(curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[0]}/api/queues?columns=name,leader" 2>/dev/null || true)"
+    leaders=""
+    for n in 1 2 3; do  # from any node that answers: the first may be the one a fault killed
+        leaders="$(curl -fsS -m 10 -u "$RMQ_USER:$RMQ_PASSWORD" "http://127.0.0.1:${MGMT_PORTS[$((n - 1))]}/api/queues?columns=name,leader" 2>/dev/null)" && break
+    done
     for n in 1 2 3; do
         if pid="$(rnode_pid "$n")"; then
             local led
@@ -738,6 +745,9 @@ print_ha_env() {
     printf 'RabbitMq__Username=%s\n' "$(sq "$RMQ_USER")"
     printf 'RabbitMq__Password=%s\n' "$(sq "$RMQ_PASSWORD")"
     printf 'RabbitMq__ManagementPort=%s\n' "${MGMT_PORTS[0]}"
+    local mgmt=""
+    for p in "${MGMT_PORTS[@]}"; do mgmt="${mgmt:+$mgmt,}127.0.0.1:$p"; done
+    printf 'RabbitMq__ManagementNodes=%s\n' "$mgmt"
     printf 'Operator__ManagementUsername=workers-monitor\n'
     printf 'Operator__ManagementPassword=%s\n' "$(sq "$(login_password workers-monitor)")"
     local urls=""

@@ -19,7 +19,7 @@ public sealed record BrokerLogin(string Username, string Password)
         return new RabbitMqOptions
         {
             Host = options.Host, Port = options.Port, Username = Username, Password = Password, VirtualHost = options.VirtualHost,
-            ManagementPort = options.ManagementPort, Nodes = options.Nodes,
+            ManagementPort = options.ManagementPort, Nodes = options.Nodes, ManagementNodes = options.ManagementNodes,
         };
     }
 

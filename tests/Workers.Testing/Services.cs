@@ -1,8 +1,6 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Workers.Core.Hosting;
@@ -40,6 +38,8 @@ public sealed class Services : IAsyncDisposable
                 ? int.Parse(management, CultureInfo.InvariantCulture)
                 : new RabbitMqOptions().ManagementPort,
             Nodes = settings.TryGetValue("RabbitMq__Nodes", out var nodes) && nodes.Length > 0 ? nodes : null,
+            ManagementNodes = settings.TryGetValue("RabbitMq__ManagementNodes", out var managementNodes) && managementNodes.Length > 0
+                ? managementNodes : null,
         };
         // services.sh up --ha: the hosts' logins go through PgBouncer (one per node), the admin and leases direct.
         PooledHosts = settings.TryGetValue("WORKERS_PGBOUNCER_HOSTS", out var pooled) && pooled.Length > 0 ? pooled : null;
@@ -47,9 +47,9 @@ public sealed class Services : IAsyncDisposable
         _stop = stop;
         _names = names;
         _adminCommandTimeout = adminCommandTimeout;
-        Management = new HttpClient { BaseAddress = new Uri($"http://{Rabbit.Host}:{Rabbit.ManagementPort}/api/") };
-        Management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Rabbit.Username}:{Rabbit.Password}")));
+        // On the HA topology a fault test kills a node: the fixture's calls go on to the next one.
+        Management = BrokerConnections.ManagementClient(Rabbit, new System.Net.NetworkCredential(Rabbit.Username, Rabbit.Password));
+        Management.Timeout = TimeSpan.FromSeconds(100);
     }
 
     public NpgsqlConnectionStringBuilder PostgresAdmin { get; }
@@ -247,7 +247,7 @@ public sealed class Services : IAsyncDisposable
         return new RabbitMqOptions
         {
             Host = Rabbit.Host, Port = Rabbit.Port, Username = Rabbit.Username, Password = Rabbit.Password,
-            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort, Nodes = Rabbit.Nodes,
+            VirtualHost = vhost, ManagementPort = Rabbit.ManagementPort, Nodes = Rabbit.Nodes, ManagementNodes = Rabbit.ManagementNodes,
         };
     }
 

@@ -81,6 +81,7 @@ public sealed class WorkersSystem : IAsyncDisposable
                 ["RabbitMq__Password"] = rabbit.Password,
                 ["RabbitMq__VirtualHost"] = rabbit.VirtualHost,
                 ["RabbitMq__ManagementPort"] = rabbit.ManagementPort.ToString(CultureInfo.InvariantCulture),
+                ["RabbitMq__ManagementNodes"] = rabbit.ManagementNodes ?? "",
                 ["Workers__Partitions"] = partitions.ToString(CultureInfo.InvariantCulture),
                 ["Workers__QueueType"] = queueType,
                 ["Workers__HeartbeatInterval"] = "00:00:00.500",

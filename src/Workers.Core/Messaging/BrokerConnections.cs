@@ -8,12 +8,17 @@ namespace Workers.Core.Messaging;
 
 public static class BrokerConnections
 {
-    /// <summary>RabbitMQ's management API (<c>http://host:ManagementPort/api/</c>) as <paramref name="login"/>.</summary>
+    /// <summary>RabbitMQ's management API (<c>http://host:ManagementPort/api/</c>) as <paramref name="login"/>, on the
+    /// first node of <see cref="RabbitMqOptions.ManagementEndpoints"/> that answers.</summary>
     public static HttpClient ManagementClient(RabbitMqOptions options, NetworkCredential login)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(login);
-        var http = new HttpClient { BaseAddress = new Uri($"http://{options.Host}:{options.ManagementPort}/api/"), Timeout = TimeSpan.FromSeconds(10) };
+        var nodes = options.ManagementEndpoints();
+        var http = new HttpClient(new ManagementFailover(nodes) { InnerHandler = new SocketsHttpHandler() })
+        {
+            BaseAddress = new Uri($"http://{nodes[0].Host}:{nodes[0].Port}/api/"), Timeout = TimeSpan.FromSeconds(10),
+        };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
             Convert.ToBase64String(Encoding.UTF8.GetBytes($"{login.UserName}:{login.Password}")));
         return http;
@@ -66,5 +71,31 @@ public static class BrokerConnections
         ArgumentNullException.ThrowIfNull(options);
         await using var connection = await ConnectAsync(options, clientName, cancellationToken);
         await RequestTopology.CheckAsync(connection, topology, options.VirtualHost, cancellationToken);
+    }
+
+    /// <summary>Sends a management call to the node that answered last, and on to the next when it cannot connect.
+    /// Only a connection failure moves on: nothing was sent, so the call is safe to make again elsewhere.</summary>
+    private sealed class ManagementFailover(IReadOnlyList<(string Host, int Port)> nodes) : DelegatingHandler
+    {
+        private int _current;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var first = Volatile.Read(ref _current);
+            for (var attempt = 0; ; attempt++)
+            {
+                var node = (first + attempt) % nodes.Count;
+                request.RequestUri = new UriBuilder(request.RequestUri!) { Host = nodes[node].Host, Port = nodes[node].Port }.Uri;
+                try
+                {
+                    var response = await base.SendAsync(request, cancellationToken);
+                    Volatile.Write(ref _current, node);
+                    return response;
+                }
+                catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError && attempt + 1 < nodes.Count)
+                {
+                }
+            }
+        }
     }
 }

@@ -121,10 +121,27 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
                              $"{events.Reconnects} consumer reconnects; TurnCompleted as the consumer keeps them: {delivered}");
             Assert.True(delivered is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"after {fault}, TurnCompleted events kept by the seq rule: {delivered}");
         }
-        finally
+        catch
         {
-            // The topology is shared by the tests after this one: repaired whatever happened here, and only then is the
-            // test's database dropped (that needs a primary).
+            // The clean-up must not hide why the test failed (a CI run once reported only the clean-up's error).
+            try
+            {
+                await CleanUpAsync();
+            }
+            catch (Exception cleanup)
+            {
+                output.WriteLine($"after the failure, the clean-up failed too: {cleanup.Message}");
+            }
+
+            throw;
+        }
+
+        await CleanUpAsync();
+
+        // The topology is shared by the tests after this one: repaired whatever happened here, and only then is the
+        // test's database dropped (that needs a primary).
+        async Task CleanUpAsync()
+        {
             if (repair is not null)
             {
                 await HaTopology.FaultAsync(repair);
