@@ -15,4 +15,16 @@ public sealed record TurnStarted : IReplyEvent
 
     /// <summary>Per-session event number; only grows, across turns and worker restarts.</summary>
     public required long Seq { get; init; }
+
+    /// <summary>The prompt this turn sends, estimated in tokens (system prompt, summary, earlier turns, the message).
+    /// Null from workers before it was reported.</summary>
+    public int? ContextTokens { get; init; }
+
+    /// <summary>The prompt carries a summary of the session's turns 1 to this one instead of their text (the older
+    /// turns no longer fit the model's window); null when it carries every earlier turn.</summary>
+    public long? SummarizedThroughTurn { get; init; }
+
+    /// <summary>This turn first folds older turns into that summary (one extra model call before the reply); the
+    /// summary is stored with the turn, so later turns reuse it.</summary>
+    public bool? SummaryUpdated { get; init; }
 }

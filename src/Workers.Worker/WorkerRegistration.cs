@@ -9,6 +9,7 @@ using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 using Workers.Core.Telemetry;
 using Workers.Worker.Retention;
+using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
 using Workers.Worker.Turns;
@@ -53,6 +54,7 @@ public static class WorkerRegistration
         services.AddSingleton<ActiveTurns>();
         services.AddSingleton<TurnEvents>();
         services.AddSingleton<TurnStore>();
+        services.AddSingleton<ConversationMemory>();
         services.AddSingleton<ModelCall>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();

@@ -13,6 +13,7 @@ using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 using Workers.Core.Sessions;
+using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Turns;
 
@@ -86,23 +87,27 @@ internal static class BaselineConsumer
 
     private sealed class Work(SessionStore store, IBus bus, IChatCompletionService model, ModelOptions options)
     {
+        // The same token counting and history planning as the worker's turns (the benchmark's turns never fold).
+        private readonly ConversationMemory memory = new(model, Microsoft.Extensions.Options.Options.Create(options));
+
         public async Task HandleAsync(ReadOnlyMemory<byte> body)
         {
             var request = RequestParser.Parse(body.Span).Request ?? throw new InvalidOperationException("malformed request");
-            var history = new List<(string User, string Reply)>();
+            var history = new List<HistoryTurn>();
             await using (var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None))
             {
                 await using var batch = scope.Batch();
                 batch.Add("INSERT INTO workers.sessions (id, owner_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
                     request.SessionId, request.UserId);
-                batch.Add("SELECT user_text, reply_text FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT 100",
+                batch.Add("SELECT turn_no, user_text, reply_text, tokens FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT 200",
                     request.SessionId);
                 await using (var reader = await batch.ExecuteReaderAsync())
                 {
                     // Npgsql skips the INSERT, which returns no rows: the reader starts on the SELECT.
                     while (await reader.ReadAsync())
                     {
-                        history.Add((reader.GetString(0), reader.GetString(1)));
+                        history.Add(new HistoryTurn(reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
+                            reader.IsDBNull(3) ? null : reader.GetInt32(3)));
                     }
                 }
 
@@ -115,7 +120,7 @@ internal static class BaselineConsumer
             var text = new System.Text.StringBuilder();
             int prompt = 0, completion = 0;
             await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(
-                TurnHistory.Build(options.SystemPrompt, history, request.Text, options.HistoryBudgetChars)))
+                memory.Build(memory.Plan(history, null, request.Text).Keep, null, request.Text)))
             {
                 text.Append(chunk.Content);
                 if (chunk.Metadata is { } m && m.TryGetValue("PromptTokens", out var p) && p is int pt
@@ -136,9 +141,10 @@ internal static class BaselineConsumer
                     WITH s AS (UPDATE workers.sessions SET turn_seq = turn_seq + 1, event_seq = event_seq + 3, last_active_at = now()
                                WHERE id = $1 RETURNING turn_seq)
                     INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status,
-                        prompt_tokens, completion_tokens, first_seq, last_seq, started_at)
-                    SELECT $1, s.turn_seq, $2, $3, $4, $5, 'complete', $6, $7, 1, 3, $8 FROM s
-                    """, request.SessionId, request.UserId, request.RequestId, request.Text, reply, prompt, completion, startedAt);
+                        prompt_tokens, completion_tokens, first_seq, last_seq, started_at, tokens)
+                    SELECT $1, s.turn_seq, $2, $3, $4, $5, 'complete', $6, $7, 1, 3, $8, $9 FROM s
+                    """, request.SessionId, request.UserId, request.RequestId, request.Text, reply, prompt, completion, startedAt,
+                    memory.CountTurn(request.Text, reply));
                 await insert.ExecuteNonQueryAsync();
                 await scope.CommitAsync(CancellationToken.None);
             }

@@ -14,6 +14,7 @@ using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.Connectors.OpenAI;
 using Workers.Core.Sessions;
 using Workers.Worker;
+using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Tools;
 using Workers.Worker.Turns;
@@ -273,8 +274,10 @@ internal static class TurnCost
         var events = new TurnEvents(null!);
         var session = Guid.NewGuid();
         var request = new ChatRequested { RequestId = Guid.NewGuid(), SessionId = session, UserId = "piece-user", Text = "msg 5 of session 1" };
-        var history = Enumerable.Range(1, 4).Select(i => ($"msg {i} of session 1",
-            $"You said: \"msg {i} of session 1\". This is reply {i} in this session. and that is")).ToList();
+        var history = Enumerable.Range(1, 4).Select(i => new HistoryTurn(i, $"msg {i} of session 1",
+            $"You said: \"msg {i} of session 1\". This is reply {i} in this session. and that is", null)).ToList();
+        var counted = history.Select(t => t with { Tokens = TokenCount.Turn("o200k_base", t.User, t.Reply) }).ToList();
+        var memory = new ConversationMemory(model, modelOptions);
         var body = JsonSerializer.SerializeToUtf8Bytes(request with { SentAt = DateTimeOffset.UtcNow }, JsonSerializerOptions.Web);
         await using (var scope = await store.BeginAsync(request.UserId, session, CancellationToken.None))
         {
@@ -297,16 +300,26 @@ internal static class TurnCost
         {
             ("RequestParser.Parse (JSON request body)", () => { RequestParser.Parse(body); return Task.CompletedTask; }),
             ("new Kernel + AddFromObject(SessionNotesPlugin) + filter (per turn in ModelCall)", () => { NewKernel(); return Task.CompletedTask; }),
-            ("TurnHistory.Build (4 earlier turns)", () =>
+            ("ConversationMemory.Plan + Build (4 earlier turns, their token counts stored)", () =>
             {
-                TurnHistory.Build("You are a helpful assistant.", history, request.Text, 12_000);
+                memory.Build(memory.Plan(counted, null, request.Text).Keep, null, request.Text);
+                return Task.CompletedTask;
+            }),
+            ("ConversationMemory.Plan + Build (4 earlier turns counted on load)", () =>
+            {
+                memory.Build(memory.Plan(history, null, request.Text).Keep, null, request.Text);
+                return Task.CompletedTask;
+            }),
+            ("token count of a committed turn (message + reply, o200k)", () =>
+            {
+                memory.CountTurn(request.Text, history[0].Reply);
                 return Task.CompletedTask;
             }),
             ($"offline model, {tokens} tokens streamed, with that kernel and FunctionChoiceBehavior.Auto()", async () =>
             {
                 var settings = new OpenAIPromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
                 await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(
-                    TurnHistory.Build("You are a helpful assistant.", history, request.Text, 12_000), settings, NewKernel()))
+                    memory.Build(counted, null, request.Text), settings, NewKernel()))
                 {
                     _ = chunk.Content;
                 }

@@ -16,6 +16,10 @@ public sealed class Turn
     [Column("error_code")] public string? ErrorCode { get; set; }
     [Column("prompt_tokens")] public int PromptTokens { get; set; }
     [Column("completion_tokens")] public int CompletionTokens { get; set; }
+
+    /// <summary>The message and reply as history for later turns, in the model's tokens; null for turns from before
+    /// they were counted.</summary>
+    [Column("tokens")] public int? Tokens { get; set; }
     [Column("first_seq")] public long FirstSeq { get; set; }
     [Column("last_seq")] public long LastSeq { get; set; }
     [Column("started_at")] public DateTimeOffset StartedAt { get; set; }

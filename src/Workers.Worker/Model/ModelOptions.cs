@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Workers.Worker.Model;
 
 /// <summary>Which model answers and how; section <c>Llm</c>.</summary>
-public sealed class ModelOptions
+public sealed class ModelOptions : IValidatableObject
 {
     public const string SectionName = "Llm";
 
@@ -14,9 +14,14 @@ public sealed class ModelOptions
     [StringLength(8000)]
     public string SystemPrompt { get; set; } = "You are a helpful assistant. Use the notes tools to remember facts for this session.";
 
-    /// <summary>History handed to the model, newest turns first, until this many characters; older turns are dropped.</summary>
-    [Range(0, 1_000_000)]
-    public int HistoryBudgetChars { get; set; } = 12_000;
+    /// <summary>When a turn's prompt (system prompt, stored summary, earlier turns, the new message) plus the output
+    /// reserve would pass this share of the context window, older turns are folded into the session's summary.</summary>
+    [Range(10, 100)]
+    public int SummarizeAtPercent { get; set; } = 90;
+
+    /// <summary>How far a fold brings the prompt down (share of the context window), so it is not redone every turn.</summary>
+    [Range(5, 95)]
+    public int SummarizeToPercent { get; set; } = 60;
 
     /// <summary>A reply delta is published at least this often while text arrives...</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
@@ -33,4 +38,31 @@ public sealed class ModelOptions
     public OfflineModelOptions Offline { get; set; } = new();
 
     public OpenAIModelOptions OpenAI { get; set; } = new();
+
+    /// <summary>The limits of the provider in use.</summary>
+    public ContextLimits Limits => Provider == "OpenAI" ? OpenAI : Offline;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var section = Provider;
+        if (Limits.ContextWindow < 256)
+        {
+            yield return new ValidationResult("must be at least 256 tokens", [$"{section}:ContextWindow"]);
+        }
+        else if (Limits.OutputReserve < 1 || Limits.OutputReserve > Limits.ContextWindow / 2)
+        {
+            yield return new ValidationResult($"must be between 1 and half the context window ({Limits.ContextWindow / 2})",
+                [$"{section}:OutputReserve"]);
+        }
+
+        if (Limits.Encoding is not ("o200k_base" or "cl100k_base"))
+        {
+            yield return new ValidationResult("must be 'o200k_base' or 'cl100k_base'", [$"{section}:Encoding"]);
+        }
+
+        if (SummarizeToPercent >= SummarizeAtPercent)
+        {
+            yield return new ValidationResult($"must be below SummarizeAtPercent ({SummarizeAtPercent})", [nameof(SummarizeToPercent)]);
+        }
+    }
 }

@@ -5,6 +5,8 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
+using Microsoft.SemanticKernel.Connectors.OpenAI;
+using Workers.Worker.Memory;
 
 namespace Workers.Worker.Model;
 
@@ -12,6 +14,8 @@ namespace Workers.Worker.Model;
 /// A deterministic model that needs no network. Its answer is built only from the history and message it is handed
 /// (and the session's notes tool), so it shows what the worker loaded: it can tell what was said before in this
 /// session, and nothing from any other. Notes requests go through the kernel, like a real model's tool calls.
+/// Asked to summarise (<see cref="ConversationMemory.Instructions"/>), it keeps the user's messages, each cut short, as
+/// a list (the first ones and the latest), so tests can tell what a summary kept.
 /// Two directives in a message stand in for a misbehaving provider: <c>#think=MS</c> waits before the first token,
 /// <c>#fail</c> throws.
 /// </summary>
@@ -53,7 +57,9 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
             throw new InvalidOperationException("the offline model was asked to fail (#fail)");
         }
 
-        var answer = await AnswerAsync(chatHistory, kernel, cancellationToken);
+        // Asked for at most MaxTokens (a summary), it keeps to about 4 characters a token.
+        var maxChars = executionSettings is OpenAIPromptExecutionSettings { MaxTokens: > 0 and var max } ? max * 4 : int.MaxValue;
+        var answer = await AnswerAsync(chatHistory, kernel, maxChars, cancellationToken);
         var tokens = Tokenize(answer, offline.Tokens);
         var promptTokens = chatHistory.Sum(m => CountWords(m.Content));
         for (var i = 0; i < tokens.Count; i++)
@@ -72,10 +78,24 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
     }
 
     /// <summary>The reply, before it is cut into tokens.</summary>
-    private static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, CancellationToken cancellationToken)
+    private static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, int maxChars, CancellationToken cancellationToken)
     {
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content?.Trim() ?? "";
         var earlier = chatHistory.Where(m => m.Role == AuthorRole.User).Select(m => m.Content ?? "").SkipLast(1).ToList();
+        var system = chatHistory.FirstOrDefault(m => m.Role == AuthorRole.System)?.Content ?? "";
+        if (system == ConversationMemory.Instructions)
+        {
+            return Summarize(message, maxChars);
+        }
+
+        // What the summary in the system message kept comes before the turns given as they were.
+        var summarized = SummaryLine().Matches(system).Select(m => m.Groups[1].Value.Trim()).ToList();
+        if (AskedForFirstMessage().IsMatch(message))
+        {
+            return summarized.Concat(earlier).FirstOrDefault() is { } first
+                ? $"Your first message in this session was: \"{first}\"."
+                : "You have not said anything before in this session.";
+        }
 
         if (AskedForEarlierMessages().IsMatch(message))
         {
@@ -111,6 +131,22 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         return $"You said: \"{message}\". This is reply {earlier.Count + 1} in this session.";
     }
 
+    /// <summary>The user's messages of the old summary and of the turns to add (one line each in the transcript),
+    /// each cut to 80 characters; beyond 40, or beyond <paramref name="maxChars"/>, the first 5 and the latest that fit.</summary>
+    private static string Summarize(string transcript, int maxChars)
+    {
+        const string Header = "Earlier, the user said:";
+        var said = SummaryLine().Matches(transcript).Select(m => m.Groups[1].Value.Trim())
+            .Concat(TranscriptUserLine().Matches(transcript).Select(m => m.Groups[1].Value.Trim()))
+            .Select(text => $"- {(text.Length > 80 ? text[..80] : text)}").ToList();
+        while (said.Count > 6 && (said.Count > 40 || Header.Length + said.Sum(line => line.Length + 1) > maxChars))
+        {
+            said.RemoveAt(5);
+        }
+
+        return Header + "\n" + string.Join('\n', said);
+    }
+
     private static List<string> Tokenize(string answer, int minTokens)
     {
         var tokens = answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select((w, i) => i == 0 ? w : " " + w).ToList();
@@ -124,6 +160,15 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
 
     private static int CountWords(string? text) =>
         string.IsNullOrEmpty(text) ? 0 : text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+
+    [GeneratedRegex(@"^- (.*)$", RegexOptions.Multiline)]
+    private static partial Regex SummaryLine();
+
+    [GeneratedRegex(@"^user: (.*)$", RegexOptions.Multiline)]
+    private static partial Regex TranscriptUserLine();
+
+    [GeneratedRegex(@"\bwhat was my first (message|question)\b", RegexOptions.IgnoreCase)]
+    private static partial Regex AskedForFirstMessage();
 
     [GeneratedRegex(@"#think=(\d{1,7})\b")]
     private static partial Regex Think();

@@ -2,8 +2,14 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Workers.Worker.Model;
 
-public sealed class OfflineModelOptions
+public sealed class OfflineModelOptions : ContextLimits
 {
+    public OfflineModelOptions()
+    {
+        ContextWindow = 8192;
+        OutputReserve = 1024;
+    }
+
     /// <summary>Tokens per reply at least (filler follows a short answer).</summary>
     [Range(1, 100_000)]
     public int Tokens { get; set; } = 24;

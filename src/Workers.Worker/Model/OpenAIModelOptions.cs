@@ -1,8 +1,16 @@
 namespace Workers.Worker.Model;
 
 /// <summary>An OpenAI-compatible chat-completions endpoint: OpenAI, Azure OpenAI, Ollama, vLLM, OpenRouter...</summary>
-public sealed class OpenAIModelOptions
+public sealed class OpenAIModelOptions : ContextLimits
 {
+    /// <summary>Defaults for the gpt-4o family; set <c>Llm:OpenAI:ContextWindow</c>, <c>:OutputReserve</c> and
+    /// <c>:Encoding</c> for another model.</summary>
+    public OpenAIModelOptions()
+    {
+        ContextWindow = 128_000;
+        OutputReserve = 4096;
+    }
+
     /// <summary>Base URL ending before <c>/chat/completions</c>, e.g. <c>http://127.0.0.1:11434/v1</c>.</summary>
     public string? BaseUrl { get; set; }
 

@@ -7,6 +7,7 @@ using Microsoft.SemanticKernel.Connectors.OpenAI;
 using Workers.Contracts;
 using Workers.Core.Sessions;
 using Workers.Core.Telemetry;
+using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Tools;
 
@@ -16,23 +17,26 @@ namespace Workers.Worker.Turns;
 /// The model's side of a turn: a kernel with this turn's tools, the streaming call under its timeout, reply events as
 /// the text arrives, and the usage the provider reports. The one place where a tool is registered.
 /// </summary>
-public sealed class ModelCall(SessionStore store, IChatCompletionService model, IOptions<ModelOptions> options, ILogger<ModelCall> logger)
+public sealed class ModelCall(SessionStore store, IChatCompletionService model, ConversationMemory memory, IOptions<ModelOptions> options,
+    ILogger<ModelCall> logger)
 {
     private readonly ModelOptions _options = options.Value;
 
     /// <summary>Streams the reply into <paramref name="reply"/>. A cancel or a failing provider ends the call with the
     /// text so far kept; anything else (the broker or the database gone) is thrown to the caller.</summary>
     /// <param name="request">The request being answered.</param>
-    /// <param name="history">The session's earlier turns, oldest first.</param>
+    /// <param name="session">The session's stored summary and the turns after it.</param>
     /// <param name="reply">Where the text goes, as events.</param>
     /// <param name="turnStarted">The turn's <see cref="Stopwatch.GetTimestamp"/>, for time to first token.</param>
     /// <param name="cancel">A user's <c>CancelTurn</c>.</param>
-    public async Task<ModelCallResult> StreamAsync(ChatRequested request, IReadOnlyList<(string User, string Reply)> history,
-        TurnReply reply, long turnStarted, CancellationToken cancel)
+    public async Task<ModelCallResult> StreamAsync(ChatRequested request, TurnStart session, TurnReply reply, long turnStarted,
+        CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(reply);
-        int promptTokens = 0, completionTokens = 0;
+        int promptTokens = 0, completionTokens = 0, summaryPrompt = 0, summaryCompletion = 0;
+        SessionMemory? written = null;
         double firstTokenMs = 0;
         var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model) : ("offline", "offline");
         using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
@@ -41,10 +45,33 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         span?.SetTag("gen_ai.request.model", modelName);
         try
         {
-            await reply.StartedAsync(CancellationToken.None);
+            var plan = memory.Plan(session.History, session.Memory, request.Text);
+            await reply.StartedAsync(new TurnMemory(plan.PromptTokens, plan.Fold.Count > 0 ? plan.Fold[^1].TurnNo : session.Memory?.ThroughTurn,
+                plan.Fold.Count > 0), CancellationToken.None);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             timeout.CancelAfter(_options.CallTimeout);
-            var chat = TurnHistory.Build(_options.SystemPrompt, history, request.Text, _options.HistoryBudgetChars);
+            if (plan.Fold.Count > 0)
+            {
+                try
+                {
+                    using (WorkersTelemetry.Source.StartActivity("summarize history"))
+                    {
+                        (written, summaryPrompt, summaryCompletion) = await memory.FoldAsync(plan, timeout.Token);
+                    }
+
+                    logger.LogInformation("Session {SessionId}: turns up to {ThroughTurn} folded into its summary for turn {RequestId}",
+                        request.SessionId, written.ThroughTurn, request.RequestId);
+                }
+                catch (Exception e) when (e is HttpOperationException or HttpRequestException or System.ClientModel.ClientResultException
+                                               or IOException or TimeoutException)
+                {
+                    // The reply still comes, from the recent turns alone this once; the next turn folds again.
+                    logger.LogWarning("Session {SessionId}: summarising its older turns for turn {RequestId} failed ({Error}); " +
+                        "they are left out of this turn", request.SessionId, request.RequestId, e.GetType().Name);
+                }
+            }
+
+            var chat = memory.Build(plan.Keep, written ?? session.Memory, request.Text);
             var settings = new OpenAIPromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
             await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply), timeout.Token))
             {
@@ -54,7 +81,7 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 }
 
                 await reply.AppendAsync(chunk.Content, CancellationToken.None);
-                (promptTokens, completionTokens) = Usage(chunk.Metadata) ?? (promptTokens, completionTokens);
+                (promptTokens, completionTokens) = ModelUsage.From(chunk.Metadata) ?? (promptTokens, completionTokens);
             }
 
             await reply.FlushAsync(CancellationToken.None);
@@ -77,8 +104,10 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
 
         ModelCallResult Result(string status, string? errorCode)
         {
-            var result = new ModelCallResult(status, errorCode, promptTokens,
-                completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens, firstTokenMs);
+            // A summary is kept only with a complete reply: a failed or cancelled turn leaves the next one to fold again.
+            var result = new ModelCallResult(status, errorCode, promptTokens + summaryPrompt,
+                (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion, firstTokenMs,
+                memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null);
             span?.SetTag("gen_ai.usage.input_tokens", result.PromptTokens);
             span?.SetTag("gen_ai.usage.output_tokens", result.CompletionTokens);
             if (errorCode is not null && status == TurnStatus.Failed)
@@ -99,17 +128,6 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         kernel.FunctionInvocationFilters.Add(new ToolEventFilter(reply));
         return kernel;
     }
-
-    /// <summary>Token counts from the last chunk: the offline model's own keys, or the OpenAI connector's usage.</summary>
-    private static (int Prompt, int Completion)? Usage(IReadOnlyDictionary<string, object?>? metadata) =>
-        metadata switch
-        {
-            { } m when m.TryGetValue("PromptTokens", out var p) && p is int prompt && m.TryGetValue("CompletionTokens", out var c)
-                && c is int completion => (prompt, completion),
-            { } m when m.TryGetValue("Usage", out var u) && u is OpenAI.Chat.ChatTokenUsage usage =>
-                (usage.InputTokenCount, usage.OutputTokenCount),
-            _ => null,
-        };
 
     private static int EstimateTokens(string text) => (text.Length + 3) / 4;
 }

@@ -1,14 +1,18 @@
 using MassTransit;
 using Workers.Contracts;
+using Workers.Worker.Memory;
 
 namespace Workers.Worker.Turns;
 
 /// <summary>Publishes reply events to <c>workers.chat-events</c>. Deltas are transient; the rest are durable.</summary>
 public sealed class TurnEvents(IBus bus)
 {
-    public Task StartedAsync(ChatRequested r, long seq, CancellationToken cancellationToken) =>
-        bus.Publish(new TurnStarted { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq },
-            cancellationToken);
+    public Task StartedAsync(ChatRequested r, long seq, TurnMemory memory, CancellationToken cancellationToken) =>
+        bus.Publish(new TurnStarted
+        {
+            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, ContextTokens = memory.ContextTokens,
+            SummarizedThroughTurn = memory.SummarizedThroughTurn, SummaryUpdated = memory.SummaryUpdated,
+        }, cancellationToken);
 
     public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>
         bus.Publish(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },

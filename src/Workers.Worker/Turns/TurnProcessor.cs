@@ -125,18 +125,18 @@ public sealed class TurnProcessor(
         {
             try
             {
-                result = await modelCall.StreamAsync(request, session.History, reply, started, cancel.Token);
+                result = await modelCall.StreamAsync(request, session, reply, started, cancel.Token);
                 turn = new Turn
                 {
                     SessionId = request.SessionId, TurnNo = session.TurnSeq + 1, OwnerId = request.UserId, RequestId = request.RequestId,
                     UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
-                    PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens,
+                    PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens, Tokens = result.TurnTokens,
                     FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
                     Producer = delivery.Properties.UserId,
                 };
                 using (WorkersTelemetry.Source.StartActivity("commit turn"))
                 {
-                    committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease);
+                    committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease, result.Memory);
                 }
             }
             finally

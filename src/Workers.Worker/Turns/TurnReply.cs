@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Workers.Contracts;
+using Workers.Worker.Memory;
 
 namespace Workers.Worker.Turns;
 
@@ -60,8 +61,8 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     /// progress answers to a resuming client).</summary>
     public bool IsFenced => fenced?.Invoke() == true;
 
-    public Task StartedAsync(CancellationToken cancellationToken) =>
-        Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), cancellationToken);
+    public Task StartedAsync(TurnMemory memory, CancellationToken cancellationToken) =>
+        Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), memory, cancellationToken);
 
     public async Task AppendAsync(string? text, CancellationToken cancellationToken)
     {

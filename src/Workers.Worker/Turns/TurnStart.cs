@@ -1,3 +1,5 @@
+using Workers.Worker.Memory;
+
 namespace Workers.Worker.Turns;
 
 /// <summary>What the first transaction of a turn found and reserved.</summary>
@@ -5,6 +7,7 @@ namespace Workers.Worker.Turns;
 /// <param name="TurnSeq">The session's turn counter as read; the commit succeeds only if it is unchanged.</param>
 /// <param name="FirstSeq">The first event number of the block this attempt reserved.</param>
 /// <param name="Attempts">How often this request was started, this time included.</param>
-/// <param name="History">The session's earlier turns, oldest first.</param>
+/// <param name="History">The session's turns after its stored summary, oldest first.</param>
+/// <param name="Memory">The session's stored summary of its older turns, if it has one.</param>
 public sealed record TurnStart(
-    bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<(string User, string Reply)> History);
+    bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<HistoryTurn> History, SessionMemory? Memory);

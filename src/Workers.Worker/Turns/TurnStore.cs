@@ -2,20 +2,24 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Workers.Contracts;
 using Workers.Core.Sessions;
+using Workers.Worker.Memory;
 using Workers.Worker.Ordering;
 
 namespace Workers.Worker.Turns;
 
 /// <summary>
-/// The SQL of a turn: its two transactions (start: create-if-new, reserve event numbers, inbox, history; commit: the
-/// fencing check, the turn row and the inbox together), parking, and the lookup of an already committed outcome.
+/// The SQL of a turn: its two transactions (start: create-if-new, reserve event numbers, inbox, summary and history;
+/// commit: the fencing check, the turn row, the inbox and a new summary together), parking, and the lookup of an
+/// already committed outcome.
 /// Each transaction is one round trip; every one runs as the request's user, under row-level security.
 /// </summary>
 public sealed class TurnStore(SessionStore store)
 {
     // Each attempt reserves this many event numbers, so numbers only grow even when a crashed attempt is re-run.
     internal const long SeqBlock = 1 << 20;
-    private const int HistoryRows = 100;
+    // A guard, not the budget: the memory keeps a prompt within the model's window by tokens, folding older turns into
+    // the stored summary long before this many pile up after it (unless each is tiny).
+    private const int HistoryRows = 200;
 
     /// <inheritdoc cref="SessionStore.ForgetConnections"/>
     public void ForgetConnections() => store.ForgetConnections();
@@ -28,6 +32,7 @@ public sealed class TurnStore(SessionStore store)
         CreateSessionIfNew(batch, request);
         ReserveEventSeqs(batch, request.SessionId);
         RecordAttempt(batch, request);
+        LoadMemory(batch, request.SessionId);
         LoadHistory(batch, request.SessionId);
         try
         {
@@ -45,21 +50,24 @@ public sealed class TurnStore(SessionStore store)
             var alreadyProcessed = reader.GetString(0) != TurnStatus.Started;
             var attempts = reader.GetInt32(1);
             await reader.NextResultAsync();
-            var history = new List<(string User, string Reply)>();
+            var memory = await reader.ReadAsync() ? new SessionMemory(reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2)) : null;
+            await reader.NextResultAsync();
+            var history = new List<HistoryTurn>();
             while (await reader.ReadAsync())
             {
-                history.Add((reader.GetString(0), reader.GetString(1)));
+                history.Add(new HistoryTurn(reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
+                    reader.IsDBNull(3) ? null : reader.GetInt32(3)));
             }
 
             await reader.DisposeAsync();
             if (alreadyProcessed)
             {
-                return new TurnStart(true, turnSeq, firstSeq, attempts, []);
+                return new TurnStart(true, turnSeq, firstSeq, attempts, [], null);
             }
 
             await scope.CommitAsync(CancellationToken.None);
             history.Reverse();
-            return new TurnStart(false, turnSeq, firstSeq, attempts, history);
+            return new TurnStart(false, turnSeq, firstSeq, attempts, history, memory);
         }
         catch (PostgresException e) when (OwnershipConflicts.Reveal(e))
         {
@@ -67,15 +75,21 @@ public sealed class TurnStore(SessionStore store)
         }
     }
 
-    /// <summary>Transaction 2: the turn, its inbox row and the fencing check commit together or not at all.</summary>
+    /// <summary>Transaction 2: the turn, its inbox row, a new summary (<paramref name="memory"/>, if the turn wrote one)
+    /// and the fencing check commit together or not at all.</summary>
     /// <returns>False when fenced out: the session moved on (another attempt committed) or the lease is no longer
     /// <paramref name="lease"/>'s.</returns>
-    public async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionLease lease)
+    public async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionLease lease, SessionMemory? memory = null)
     {
         await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
         var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease);
         InsertTurn(batch, turn);
+        if (memory is not null)
+        {
+            StoreMemory(batch, turn, memory);
+        }
+
         var inbox = CompleteInbox(batch, turn.SessionId, turn.RequestId, turn.Status);
         try
         {
@@ -147,9 +161,28 @@ public sealed class TurnStore(SessionStore store)
             RETURNING status, attempts
             """, request.SessionId, request.RequestId, request.UserId);
 
+    private static void LoadMemory(RlsBatch batch, Guid sessionId) =>
+        batch.Add("SELECT through_turn, summary, tokens FROM workers.session_memory WHERE session_id = $1", sessionId);
+
+    // The turns after the summary, newest first (reversed by the caller).
     private static void LoadHistory(RlsBatch batch, Guid sessionId) =>
-        batch.Add("SELECT user_text, reply_text FROM workers.turns WHERE session_id = $1 AND status <> 'failed' ORDER BY turn_no DESC LIMIT $2",
-            sessionId, HistoryRows);
+        batch.Add(
+            """
+            SELECT turn_no, user_text, reply_text, tokens FROM workers.turns
+            WHERE session_id = $1 AND status <> 'failed'
+              AND turn_no > coalesce((SELECT through_turn FROM workers.session_memory WHERE session_id = $1), 0)
+            ORDER BY turn_no DESC LIMIT $2
+            """, sessionId, HistoryRows);
+
+    // Only forward: a summary covering fewer turns than the stored one never replaces it.
+    private static void StoreMemory(RlsBatch batch, Turn turn, SessionMemory memory) =>
+        batch.Add(
+            """
+            INSERT INTO workers.session_memory (session_id, owner_id, through_turn, summary, tokens) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (session_id) DO UPDATE SET through_turn = EXCLUDED.through_turn, summary = EXCLUDED.summary,
+                tokens = EXCLUDED.tokens, updated_at = now()
+            WHERE session_memory.through_turn < EXCLUDED.through_turn
+            """, turn.SessionId, turn.OwnerId, memory.ThroughTurn, memory.Summary, memory.Tokens);
 
     // The fence: the turn counter moves only from the value this attempt read, and only while its lease epoch is current.
     private static NpgsqlBatchCommand AdvanceTurnCounterIfLeaseHeld(RlsBatch batch, Guid sessionId, long seenTurnSeq, PartitionLease lease) =>
@@ -164,10 +197,11 @@ public sealed class TurnStore(SessionStore store)
         batch.Add(
             """
             INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code,
-                prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer, tokens)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
             """, turn.SessionId, turn.TurnNo, turn.OwnerId, turn.RequestId, turn.UserText, turn.ReplyText, turn.Status,
-            turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt, turn.Producer);
+            turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt, turn.Producer,
+            turn.Tokens);
 
     private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>
         batch.Add("UPDATE workers.inbox SET status = $3, updated_at = now() WHERE session_id = $1 AND request_id = $2 AND status = 'started'",

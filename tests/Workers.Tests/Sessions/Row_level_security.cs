@@ -21,7 +21,7 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
     public async Task Should_know_the_user_tables_from_the_catalog()
     {
         await using var admin = await _db.OpenAdminAsync();
-        Assert.Equal(["inbox", "parked_requests", "session_notes", "sessions", "turns"], await UserTables.ListAsync(admin));
+        Assert.Equal(["inbox", "parked_requests", "session_memory", "session_notes", "sessions", "turns"], await UserTables.ListAsync(admin));
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
         await using var second = await dataSource.OpenConnectionAsync();
         await using var setting = new NpgsqlCommand("SELECT coalesce(current_setting('app.user_id', true), '<null>')", second);
         Assert.Contains((string)(await setting.ExecuteScalarAsync())!, new[] { "", "<null>" });
-        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes", "parked_requests" })
+        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes", "parked_requests", "session_memory" })
         {
             Assert.Equal(0L, await CountAsync(second, null, $"SELECT count(*) FROM workers.{table}"));
         }
@@ -76,12 +76,13 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
                  {
                      ("sessions", "sessions_of_user"), ("turns", "turns_of_session"), ("inbox", "inbox_of_session"),
                      ("session_notes", "notes_of_session"), ("parked_requests", "parked_of_session"),
+                     ("session_memory", "memory_of_session"),
                  })
         {
             await _db.ExecuteAsync($"ALTER POLICY {policy} ON workers.{table} USING (true)");
         }
 
-        Assert.True(await ForeignRowsVisibleAsync(_db, Seed.UserA, _seed.SessionA) >= 5);
+        Assert.True(await ForeignRowsVisibleAsync(_db, Seed.UserA, _seed.SessionA) >= 6);
     }
 
     [Fact]

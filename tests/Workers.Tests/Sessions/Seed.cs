@@ -22,6 +22,8 @@ public sealed record Seed(Guid SessionA, Guid SessionB)
                 INSERT INTO workers.session_notes (session_id, key, owner_id, value) VALUES ('{session}', 'pin', '{user}', '{user} pin');
                 INSERT INTO workers.parked_requests (session_id, request_id, owner_id, user_text, code, reason, attempts)
                 VALUES ('{session}', gen_random_uuid(), '{user}', '{user} parked secret', 'poisoned', 'parked', 5);
+                INSERT INTO workers.session_memory (session_id, owner_id, through_turn, summary, tokens)
+                VALUES ('{session}', '{user}', 1, '{user} summarised secret', 9);
                 """);
         }
 

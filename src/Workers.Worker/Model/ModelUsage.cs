@@ -1,0 +1,16 @@
+namespace Workers.Worker.Model;
+
+/// <summary>Token counts a model reports on its last chunk or message: the offline model's own keys, or the OpenAI
+/// connector's usage.</summary>
+public static class ModelUsage
+{
+    public static (int Prompt, int Completion)? From(IReadOnlyDictionary<string, object?>? metadata) =>
+        metadata switch
+        {
+            { } m when m.TryGetValue("PromptTokens", out var p) && p is int prompt && m.TryGetValue("CompletionTokens", out var c)
+                && c is int completion => (prompt, completion),
+            { } m when m.TryGetValue("Usage", out var u) && u is OpenAI.Chat.ChatTokenUsage usage =>
+                (usage.InputTokenCount, usage.OutputTokenCount),
+            _ => null,
+        };
+}

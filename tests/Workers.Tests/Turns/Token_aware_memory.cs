@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Workers.Tests.Infrastructure;
+
+namespace Workers.Tests.Turns;
+
+/// <summary>
+/// A conversation longer than the model's window, end to end (broker, worker, PostgreSQL): the history is counted in
+/// tokens, the oldest turns are folded into a stored summary when the prompt would pass 90 % of the window, the
+/// summary is written once and reused by the turns after it, and the agent still knows how the conversation began.
+/// </summary>
+[Collection("worker pools")]
+public sealed class Token_aware_memory(ServicesFixture services, ITestOutputHelper output)
+{
+    private const int Window = 2000;
+    private const int Reserve = 300;
+    private const string First = "my first message is about a red kite";
+
+    [Fact]
+    public async Task Summarisation_triggers_at_the_threshold_the_summary_is_stored_once_and_the_first_message_is_still_known()
+    {
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>
+        {
+            ["Llm__Offline__Tokens"] = "1",
+            ["Llm__Offline__ContextWindow"] = $"{Window}",
+            ["Llm__Offline__OutputReserve"] = $"{Reserve}",
+        });
+        await pool.StartWorkerAsync();
+        var session = Guid.NewGuid();
+        var bystander = Guid.NewGuid();
+        // About 70 tokens a message; the offline reply repeats it, so a turn is about 150.
+        var texts = new List<string> { First };
+        texts.AddRange(Enumerable.Range(2, 24).Select(n => $"turn {n}: " + string.Join(' ', Enumerable.Repeat("lorem", 60))));
+        texts.Add("What was my first message?");
+        var requests = texts.Select(text => Broker.Request(session, "alice", text)).ToList();
+        await pool.Broker.PublishAsync(Broker.Request(bystander, "bob", "bob's own first words"));
+        // One at a time, as a user types: a session holds only a few waiting requests (session_busy beyond).
+        foreach (var request in requests)
+        {
+            await pool.Broker.PublishAsync(request);
+            await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
+                TimeSpan.FromSeconds(30), $"the end of turn {requests.IndexOf(request) + 1}");
+        }
+
+        Assert.DoesNotContain(pool.Events.Events, e => e.SessionId == session && e.Type == "TurnFailed");
+
+        var started = requests.Select(r => pool.Events.Events.Single(e => e.RequestId == r.RequestId && e.Type == "TurnStarted").Message).ToList();
+        var context = started.Select(m => m.GetProperty("contextTokens").GetInt32()).ToList();
+        var through = started.Select(m => m.TryGetProperty("summarizedThroughTurn", out var t) && t.ValueKind == JsonValueKind.Number
+            ? t.GetInt64() : (long?)null).ToList();
+        var folds = started.Select((m, i) => (Turn: i + 1, Updated: m.TryGetProperty("summaryUpdated", out var u) && u.ValueKind == JsonValueKind.True))
+            .Where(x => x.Updated).Select(x => x.Turn).ToList();
+        output.WriteLine($"context tokens per turn: {string.Join(", ", context)}");
+        output.WriteLine($"summary through turn: {string.Join(", ", through.Select(t => t?.ToString() ?? "-"))}; folds at turns {string.Join(", ", folds)}");
+
+        // Every prompt stays under 90 % of the window with the reply's reserve; a folding turn gets down to 60 %.
+        Assert.All(context, tokens => Assert.InRange(tokens + Reserve, 1, Window * 90 / 100));
+        Assert.All(folds, turn => Assert.InRange(context[turn - 1] + Reserve, 1, Window * 60 / 100));
+        // Folds are rare (each one buys several turns), and until the first the whole history went as it was said.
+        Assert.InRange(folds.Count, 2, requests.Count / 4);
+        Assert.All(through.Take(folds[0] - 1), t => Assert.Null(t));
+        Assert.True(context[folds[0] - 2] + Reserve > Window * 60 / 100, "the first fold came long before the threshold");
+        // Stored once: the turns after a fold reuse its summary (the same coverage, no new summarisation).
+        for (var turn = folds[0]; turn <= requests.Count; turn++)
+        {
+            var latestFold = folds.Last(f => f <= turn);
+            Assert.Equal(through[latestFold - 1], through[turn - 1]);
+        }
+
+        Assert.Equal(through[^1], await pool.Db.ScalarAsync<long>($"SELECT through_turn FROM workers.session_memory WHERE session_id = '{session}'"));
+        var summary = await pool.Db.ScalarAsync<string>($"SELECT summary FROM workers.session_memory WHERE session_id = '{session}'");
+        Assert.StartsWith($"Earlier, the user said:\n- {First}\n", summary, StringComparison.Ordinal);
+        Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE session_id = '{session}' AND tokens IS NULL"));
+
+        // Turn 1 left the prompt long ago, but the summary kept it.
+        var last = pool.Events.Events.Single(e => e.RequestId == requests[^1].RequestId && e.Type == "TurnCompleted");
+        Assert.Equal($"Your first message in this session was: \"{First}\".", last.Text);
+        // Another user's session on the same worker got nothing of Alice's, and its memory is its own.
+        Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.session_memory WHERE session_id = '{bystander}'"));
+    }
+}
