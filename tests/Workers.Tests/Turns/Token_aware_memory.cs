@@ -29,7 +29,7 @@ public sealed class Token_aware_memory(ServicesFixture services, ITestOutputHelp
         var bystander = Guid.NewGuid();
         // About 70 tokens a message; the offline reply repeats it, so a turn is about 150.
         var texts = new List<string> { First };
-        texts.AddRange(Enumerable.Range(2, 24).Select(n => $"turn {n}: " + string.Join(' ', Enumerable.Repeat("lorem", 60))));
+        texts.AddRange(Enumerable.Range(2, 48).Select(n => $"turn {n}: " + string.Join(' ', Enumerable.Repeat("lorem", 60))));
         texts.Add("What was my first message?");
         var requests = texts.Select(text => Broker.Request(session, "alice", text)).ToList();
         await pool.Broker.PublishAsync(Broker.Request(bystander, "bob", "bob's own first words"));
@@ -70,6 +70,25 @@ public sealed class Token_aware_memory(ServicesFixture services, ITestOutputHelp
         var summary = await pool.Db.ScalarAsync<string>($"SELECT summary FROM workers.session_memory WHERE session_id = '{session}'");
         Assert.StartsWith($"Earlier, the user said:\n- {First}\n", summary, StringComparison.Ordinal);
         Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE session_id = '{session}' AND tokens IS NULL"));
+
+        // The figure for the notes: what the prompt would have been with every earlier turn as it was said.
+        var stored = new List<long>();
+        for (var turn = 1; turn <= requests.Count; turn++)
+        {
+            stored.Add(await pool.Db.ScalarAsync<int>($"SELECT tokens FROM workers.turns WHERE session_id = '{session}' AND turn_no = {turn}"));
+        }
+
+        var system = new Workers.Worker.Model.ModelOptions().SystemPrompt;
+        var whole = texts.Select((text, i) => Workers.Worker.Memory.TokenCount.PerRequest + Workers.Worker.Memory.TokenCount.Message("o200k_base", system)
+            + Workers.Worker.Memory.TokenCount.Message("o200k_base", text) + stored.Take(i).Sum()).ToList();
+        output.WriteLine($"{requests.Count} turns: prompt tokens sent {context.Sum()}, with every turn as it was said {whole.Sum()}: " +
+                         $"{(whole.Sum() - context.Sum()) / (double)requests.Count:F0} saved per turn on average, " +
+                         $"{whole[^1] - context[^1]} at the last turn ({whole[^1]} would not fit the {Window}-token window)");
+
+        var usage = requests.Select(r => pool.Events.Events.Single(e => e.RequestId == r.RequestId && e.Type == "TurnCompleted").Message)
+            .Select(m => m.GetProperty("promptTokens").GetInt32() + m.GetProperty("completionTokens").GetInt32()).ToList();
+        output.WriteLine($"model tokens billed (prompt + completion, offline model's word counts): folding turns " +
+                         $"{folds.Average(t => usage[t - 1]):F0} on average, the turn before each {folds.Average(t => usage[t - 2]):F0}");
 
         // Turn 1 left the prompt long ago, but the summary kept it.
         var last = pool.Events.Events.Single(e => e.RequestId == requests[^1].RequestId && e.Type == "TurnCompleted");
