@@ -16,11 +16,13 @@ public static class TokenCount
     /// <summary>Per request: the reply is primed with <c>&lt;|start|&gt;assistant&lt;|message|&gt;</c>.</summary>
     public const int PerRequest = 3;
 
-    // One tokenizer per encoding for the process: its vocabulary takes a while to load and it is safe to share.
-    private static readonly ConcurrentDictionary<string, TiktokenTokenizer> Tokenizers = new(StringComparer.Ordinal);
+    // One tokenizer per encoding for the process, created once: loading a vocabulary takes ~200 ms and ~40 MiB, and a
+    // worker's first turns start together (a plain GetOrAdd let each of them load its own: 100s of MiB in the soak).
+    private static readonly ConcurrentDictionary<string, Lazy<TiktokenTokenizer>> Tokenizers = new(StringComparer.Ordinal);
 
     public static int Of(string encoding, string text) =>
-        Tokenizers.GetOrAdd(encoding, name => TiktokenTokenizer.CreateForEncoding(name)).CountTokens(text);
+        Tokenizers.GetOrAdd(encoding, name => new Lazy<TiktokenTokenizer>(() => TiktokenTokenizer.CreateForEncoding(name))).Value
+            .CountTokens(text);
 
     /// <summary>A chat message of <paramref name="text"/>, framing included.</summary>
     public static int Message(string encoding, string text) => PerMessage + Of(encoding, text);

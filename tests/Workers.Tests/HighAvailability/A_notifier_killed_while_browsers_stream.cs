@@ -82,7 +82,7 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
             foreach (var b in browsers)
             {
                 await WaitAsync(() => b.Requests.All(r => b.All.Any(e => Type(e) == "TurnCompleted" && RequestId(e) == r)),
-                    TimeSpan.FromSeconds(90), $"browser {b.Index}: every turn completed");
+                    TimeSpan.FromSeconds(90), $"browser {b.Index}: every turn completed", () => Seen(b));
             }
 
             var problems = browsers.SelectMany(Check).ToList();
@@ -148,14 +148,20 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
 
     private static long Seq(JsonElement e) => e.GetProperty("seq").GetInt64();
 
-    private static async Task WaitAsync(Func<bool> condition, TimeSpan timeout, string what)
+    /// <summary>For a timeout's message: what the browser saw of each of its requests (types and seqs), and where.</summary>
+    private static string Seen(Browser b) =>
+        $"{(b.OnDoomed ? "moved" : "stayed")}, {b.Before.Count} events before the kill, {b.Replay.Count} replayed, {b.Client.Live.Count} live; " +
+        string.Join("; ", b.Requests.Select((r, i) => $"request {i + 1}: " +
+            string.Join(",", b.All.Where(e => RequestId(e) == r).Select(e => $"{Type(e)}@{Seq(e)}"))));
+
+    private static async Task WaitAsync(Func<bool> condition, TimeSpan timeout, string what, Func<string>? explain = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (!condition())
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"timed out after {timeout} waiting for {what}");
+                throw new TimeoutException($"timed out after {timeout} waiting for {what}{(explain is null ? "" : $": {explain()}")}");
             }
 
             await Task.Delay(50);

@@ -87,7 +87,7 @@ public sealed class A_soak_at_60_percent_of_the_maximum(HaTopology ha, ITestOutp
         Assert.True(persisted is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"persisted turns: {persisted}\n{pool.LogOf(persisted)}");
         await AssertBrowsersSawEveryTurnAsync(browsers, watched, load);
         Assert.All(hosts, h => Assert.True(h.Process.Running, $"{h.Name} exited during the soak"));
-        AssertFlat(samples, rate);
+        AssertFlat(samples, rate, longRun: length > TimeSpan.FromMinutes(2));
 
         foreach (var browser in browsers)
         {
@@ -145,7 +145,7 @@ public sealed class A_soak_at_60_percent_of_the_maximum(HaTopology ha, ITestOutp
     /// steps that are not objects kept). A leak — a handle, a connection, a buffer per request —
     /// grows with the request count, so at this rate it shows as a climb from one half to the next.
     /// </summary>
-    private static void AssertFlat(List<Sample> samples, double rate)
+    private static void AssertFlat(List<Sample> samples, double rate, bool longRun)
     {
         var steady = samples.Skip(samples.Count / 5).ToList();
         var (first, last) = (steady.Take(steady.Count / 2).ToList(), steady.Skip(steady.Count / 2).ToList());
@@ -160,8 +160,15 @@ public sealed class A_soak_at_60_percent_of_the_maximum(HaTopology ha, ITestOutp
             // a worker's was at most 23.5 MiB in the first quarter of a minute, at least 28.9 in the last).
             var old = steady.Select(s => s.Hosts[host].OldMiB).ToList();
             Assert.True(old.Min() > 0, $"{host}: no managed heap sizes on /metrics (dotnet_gc_last_collection_heap_size_bytes)");
+            // A ceiling too: a flat heap can still be far too big (racing first turns each loaded a 40 MiB tokenizer
+            // vocabulary once: 130-1,060 MiB per worker, flat, passed the climb rule; 53 MiB with the load done once).
+            Assert.True(old.Max() < 160, $"{host}: the long-lived managed heap reached {old.Max():F0} MiB\n{Summary(samples)}");
             var (early, late) = (old.Take(old.Count / 4).Max(), old.Skip(old.Count - old.Count / 4).Min());
-            Assert.True(late <= early + Math.Max(2, early * 0.1),
+            // The notifier's long-lived heap still fills for over a minute (its 20 browsers' connections and buffers
+            // reach gen2: 10 -> 16 MiB in each one-minute run, flat at 8-17 over ten), so in the minute CI runs it is
+            // held to gross growth only; the ten-minute run holds it to the workers' margin.
+            var margin = host == "notifier" && !longRun ? Math.Max(8, early * 0.5) : Math.Max(2, early * 0.1);
+            Assert.True(late <= early + margin,
                 $"{host}: the long-lived managed heap climbed: at least {late:F1} MiB in the last quarter, at most {early:F1} MiB in the first\n{Summary(samples)}");
             var (fd0, fd1) = (first.Max(s => s.Hosts[host].Handles), last.Max(s => s.Hosts[host].Handles));
             Assert.True(fd1 <= fd0 + 16, $"{host}: open handles climbed from at most {fd0} to {fd1}\n{Summary(samples)}");
