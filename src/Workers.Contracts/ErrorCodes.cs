@@ -29,4 +29,8 @@ public static class ErrorCodes
 
     /// <summary>The user sends faster than the configured rate.</summary>
     public const string RateLimited = "rate_limited";
+
+    /// <summary>The user's token or cost budget (per day or per month) would be passed by this turn; the model was
+    /// not called.</summary>
+    public const string QuotaExceeded = "quota_exceeded";
 }

@@ -9,6 +9,7 @@ using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 using Workers.Core.Telemetry;
+using Workers.Core.Usage;
 using Workers.Notifier.Auth;
 using Workers.Notifier.Chat;
 using Workers.Notifier.Operations;
@@ -67,6 +68,7 @@ public static class NotifierRegistration
         builder.AddOperatorView();
         services.AddCheckedOptions<LimitOptions>(LimitOptions.SectionName);
         services.AddCheckedOptions<PageOptions>(PageOptions.SectionName);
+        services.AddCheckedOptions<UsageOptions>(UsageOptions.SectionName);
         services.AddCors();
         services.AddSingleton<NotifierMetrics>();
         services.AddSingleton<SessionLifecycle>();

@@ -8,11 +8,13 @@ using Workers.Contracts;
 using Workers.Core.Hosting;
 using Workers.Core.Messaging;
 using Workers.Core.Telemetry;
+using Workers.Core.Usage;
 using Workers.Worker.Retention;
 using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
 using Workers.Worker.Turns;
+using Workers.Worker.Usage;
 
 namespace Workers.Worker;
 
@@ -55,6 +57,8 @@ public static class WorkerRegistration
         services.AddSingleton<TurnEvents>();
         services.AddSingleton<TurnStore>();
         services.AddSingleton<ConversationMemory>();
+        services.AddCheckedOptions<UsageOptions>(UsageOptions.SectionName);
+        services.AddSingleton<TurnBudget>();
         services.AddSingleton<ModelCall>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();

@@ -20,6 +20,17 @@ public sealed class Turn
     /// <summary>The message and reply as history for later turns, in the model's tokens; null for turns from before
     /// they were counted.</summary>
     [Column("tokens")] public int? Tokens { get; set; }
+
+    /// <summary>The configured provider that answered (<c>offline</c>, <c>openai</c>); null for turns from before it was kept.</summary>
+    [Column("provider")] public string? Provider { get; set; }
+
+    [Column("model")] public string? Model { get; set; }
+
+    /// <summary>Prompt tokens the provider served from its cache (included in <see cref="PromptTokens"/>).</summary>
+    [Column("cached_tokens")] public int CachedTokens { get; set; }
+
+    /// <summary>In micro-dollars, from the provider's configured prices.</summary>
+    [Column("cost_micros")] public long CostMicros { get; set; }
     [Column("first_seq")] public long FirstSeq { get; set; }
     [Column("last_seq")] public long LastSeq { get; set; }
     [Column("started_at")] public DateTimeOffset StartedAt { get; set; }

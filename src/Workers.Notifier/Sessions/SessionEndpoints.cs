@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Workers.Contracts;
+using Microsoft.Extensions.Options;
 using Workers.Core.Sessions;
+using Workers.Core.Usage;
 using Workers.Notifier.Auth;
 using Workers.Notifier.Sending;
 
@@ -59,6 +61,12 @@ public static class SessionEndpoints
                 http.RequestAborted);
             return Results.Accepted();
         });
+
+        app.MapGet("/api/usage", async (HttpContext http, SessionLifecycle sessions, IOptions<UsageOptions> budgets) =>
+        {
+            var (today, month) = await sessions.UsageAsync(http.User.UserId(), http.RequestAborted);
+            return new UsageReport(today, month, UsageLimits.Of(budgets.Value));
+        }).RequireAuthorization();
     }
 
     /// <summary>

@@ -57,6 +57,32 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             return sessions.ConvertAll(SessionSummary.Of);
         }, cancellationToken);
 
+    /// <summary>The user's totals today and this month (UTC), from the rows each turn's commit adds to.</summary>
+    public Task<(UsageTotals Today, UsageTotals Month)> UsageAsync(string userId, CancellationToken cancellationToken) =>
+        InTransactionAsync(userId, null, async (scope, _, _) =>
+        {
+            await using var command = await scope.CommandAsync(
+                """
+                SELECT day = (now() AT TIME ZONE 'UTC')::date, turns, prompt_tokens, completion_tokens, cached_tokens, cost_micros
+                FROM workers.user_usage WHERE day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date
+                """, cancellationToken);
+            var today = new UsageTotals(0, 0, 0, 0, 0);
+            var month = today;
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var day = new UsageTotals(reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
+                    reader.GetInt64(5) / 1_000_000m);
+                month = Add(month, day);
+                today = reader.GetBoolean(0) ? day : today;
+            }
+
+            return (today, month);
+        }, cancellationToken);
+
+    private static UsageTotals Add(UsageTotals a, UsageTotals b) => new(a.Turns + b.Turns, a.PromptTokens + b.PromptTokens,
+        a.CompletionTokens + b.CompletionTokens, a.CachedTokens + b.CachedTokens, a.CostUsd + b.CostUsd);
+
     /// <summary>Whether the user owns the session; the notifier asks before subscribing a connection.</summary>
     public Task<SessionSummary> GetAsync(string userId, Guid sessionId, CancellationToken cancellationToken) =>
         InTransactionAsync(userId, sessionId, async (_, db, _) =>

@@ -19,6 +19,7 @@
     account: $('account'),
     signedInAs: $('signed-in-as'),
     connection: $('connection-state'),
+    usage: $('usage'),
     signOut: $('sign-out'),
     error: $('error'),
     errorText: $('error-text'),
@@ -177,6 +178,7 @@
     ui.newSession.disabled = false;
     ui.title.textContent = 'Choose a chat or start a new one';
     connect();
+    refreshUsage();
     await refreshSessions();
     const remembered = sessionStorage.getItem(STORAGE.session);
     const first = remembered && state.sessions.has(remembered) ? remembered : sortedSessions()[0]?.id;
@@ -691,10 +693,36 @@
   }
 
   /** A turn that ended live (not loaded from history) adds one to its session's count in the list, once. */
+  /** The usage gauge: tokens and cost today and this month (GET /api/usage), against the budgets where there are. */
+  async function refreshUsage() {
+    const generation = state.generation;
+    let usage;
+    try {
+      usage = await api('GET', '/api/usage');
+    } catch {
+      return; // the gauge is a convenience: an error here is not the user's business
+    }
+    if (generation !== state.generation || !usage) return;
+    const tokens = (n) => Number(n || 0).toLocaleString();
+    const of = (limit) => (limit == null ? '' : ` of ${tokens(limit)}`);
+    const usd = (n) => `$${Number(n || 0).toFixed(4)}`;
+    const limits = usage.limits || {};
+    ui.usage.textContent = `today ${tokens(usage.today.tokens)}${of(limits.dailyTokens)} tokens · ` +
+      `month ${tokens(usage.month.tokens)}${of(limits.monthlyTokens)} tokens, ${usd(usage.month.costUsd)}` +
+      (limits.monthlyCostUsd == null ? '' : ` of ${usd(limits.monthlyCostUsd)}`);
+    const share = Math.max(
+      limits.dailyTokens ? usage.today.tokens / limits.dailyTokens : 0,
+      limits.monthlyTokens ? usage.month.tokens / limits.monthlyTokens : 0,
+      limits.monthlyCostUsd ? usage.month.costUsd / limits.monthlyCostUsd : 0);
+    ui.usage.dataset.level = share >= 1 ? 'spent' : share >= 0.8 ? 'high' : 'ok';
+    ui.usage.hidden = false;
+  }
+
   function countTurn(view, turn) {
     const session = state.sessions.get(view.id);
     if (!session || turn.counted) return;
     turn.counted = true;
+    refreshUsage();
     session.turns = (Number(session.turns) || 0) + 1;
     session.lastActiveAt = new Date().toISOString();
     renderSessions();

@@ -21,7 +21,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         "Summarise the conversation below for the assistant's own memory. Keep every fact, name, number, decision and " +
         "open question, and what the user asked first; drop pleasantries. Write plain sentences or a list, no preamble.";
 
-    private readonly ModelOptions _options = options.Value;
+    private readonly ModelOptions _options = Warm(options.Value);
 
     /// <summary>Decides, from token counts only (no model call), what this turn sends and whether it folds turns.</summary>
     /// <param name="turns">The session's turns after the stored summary, oldest first.</param>
@@ -54,7 +54,8 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     }
 
     /// <summary>The model's summary of the plan's old summary and the turns it folds. Its usage is the turn's.</summary>
-    public async Task<(SessionMemory Memory, int PromptTokens, int CompletionTokens)> FoldAsync(MemoryPlan plan, CancellationToken cancellationToken)
+    public async Task<(SessionMemory Memory, int PromptTokens, int CachedTokens, int CompletionTokens)> FoldAsync(MemoryPlan plan,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(plan);
         var transcript = new StringBuilder();
@@ -85,7 +86,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         var usage = ModelUsage.From(reply.Metadata);
         var encoding = _options.Limits.Encoding;
         return (new SessionMemory(plan.Fold[^1].TurnNo, summary, TokenCount.Message(encoding, SummarySection(plan.Fold[^1].TurnNo, summary))),
-            usage?.Prompt ?? TokenCount.Of(encoding, transcript.ToString()), usage?.Completion ?? TokenCount.Of(encoding, summary));
+            usage?.Prompt ?? TokenCount.Of(encoding, transcript.ToString()), usage?.Cached ?? 0, usage?.Completion ?? TokenCount.Of(encoding, summary));
     }
 
     /// <summary>The chat the model gets: system prompt (with the summary), the kept turns, the new message.</summary>
@@ -116,6 +117,13 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         $"Summary of this conversation's turns 1 to {throughTurn} (older than the messages below):\n{summary}";
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");
+
+    // The vocabulary loads here, as the worker starts (about 200 ms), not in its first turns while they stream.
+    private static ModelOptions Warm(ModelOptions options)
+    {
+        TokenCount.Of(options.Limits.Encoding, "");
+        return options;
+    }
 }
 
 /// <summary>What a turn sends, and whether it first folds turns into a new summary.</summary>

@@ -10,6 +10,7 @@ using Workers.Core.Telemetry;
 using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Tools;
+using Workers.Worker.Usage;
 
 namespace Workers.Worker.Turns;
 
@@ -17,8 +18,8 @@ namespace Workers.Worker.Turns;
 /// The model's side of a turn: a kernel with this turn's tools, the streaming call under its timeout, reply events as
 /// the text arrives, and the usage the provider reports. The one place where a tool is registered.
 /// </summary>
-public sealed class ModelCall(SessionStore store, IChatCompletionService model, ConversationMemory memory, IOptions<ModelOptions> options,
-    ILogger<ModelCall> logger)
+public sealed class ModelCall(SessionStore store, IChatCompletionService model, ConversationMemory memory, TurnBudget budget,
+    IOptions<ModelOptions> options, ILogger<ModelCall> logger)
 {
     private readonly ModelOptions _options = options.Value;
 
@@ -35,10 +36,10 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(reply);
-        int promptTokens = 0, completionTokens = 0, summaryPrompt = 0, summaryCompletion = 0;
+        int promptTokens = 0, cachedTokens = 0, completionTokens = 0, summaryPrompt = 0, summaryCached = 0, summaryCompletion = 0;
         SessionMemory? written = null;
         double firstTokenMs = 0;
-        var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model) : ("offline", "offline");
+        var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model ?? "") : ("offline", "offline");
         using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
         span?.SetTag("gen_ai.operation.name", "chat");
         span?.SetTag("gen_ai.provider.name", provider);
@@ -46,6 +47,16 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         try
         {
             var plan = memory.Plan(session.History, session.Memory, request.Text);
+            if (budget.Enabled)
+            {
+                // The most this turn may spend: the prompt, a fold's call (the folded turns and the summary) and a reply
+                // of the whole reserve. Refused here, the model is never called.
+                var foldTokens = plan.Fold.Count == 0 ? 0 : plan.Fold.Sum(t => t.Tokens ?? memory.CountTurn(t.User, t.Reply)) + (2 * plan.SummaryBudget);
+                var promptMost = plan.PromptTokens + foldTokens;
+                await budget.ReserveAsync(request, promptMost + _options.Limits.OutputReserve,
+                    _options.Limits.CostMicros(promptMost, 0, _options.Limits.OutputReserve));
+            }
+
             await reply.StartedAsync(new TurnMemory(plan.PromptTokens, plan.Fold.Count > 0 ? plan.Fold[^1].TurnNo : session.Memory?.ThroughTurn,
                 plan.Fold.Count > 0), CancellationToken.None);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -56,7 +67,7 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 {
                     using (WorkersTelemetry.Source.StartActivity("summarize history"))
                     {
-                        (written, summaryPrompt, summaryCompletion) = await memory.FoldAsync(plan, timeout.Token);
+                        (written, summaryPrompt, summaryCached, summaryCompletion) = await memory.FoldAsync(plan, timeout.Token);
                     }
 
                     logger.LogInformation("Session {SessionId}: turns up to {ThroughTurn} folded into its summary for turn {RequestId}",
@@ -81,7 +92,13 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 }
 
                 await reply.AppendAsync(chunk.Content, CancellationToken.None);
-                (promptTokens, completionTokens) = ModelUsage.From(chunk.Metadata) ?? (promptTokens, completionTokens);
+                // One usage per model request: a tool round makes two, and the turn pays for both.
+                if (ModelUsage.From(chunk.Metadata) is { } usage)
+                {
+                    promptTokens += usage.Prompt;
+                    cachedTokens += usage.Cached;
+                    completionTokens += usage.Completion;
+                }
             }
 
             await reply.FlushAsync(CancellationToken.None);
@@ -105,9 +122,11 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         ModelCallResult Result(string status, string? errorCode)
         {
             // A summary is kept only with a complete reply: a failed or cancelled turn leaves the next one to fold again.
-            var result = new ModelCallResult(status, errorCode, promptTokens + summaryPrompt,
-                (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion, firstTokenMs,
-                memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null);
+            int prompt = promptTokens + summaryPrompt, cached = cachedTokens + summaryCached,
+                completion = (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion;
+            var result = new ModelCallResult(status, errorCode, prompt, completion, firstTokenMs,
+                memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null,
+                new TurnUsage(provider, modelName, cached, _options.Limits.CostMicros(prompt, cached, completion)));
             span?.SetTag("gen_ai.usage.input_tokens", result.PromptTokens);
             span?.SetTag("gen_ai.usage.output_tokens", result.CompletionTokens);
             if (errorCode is not null && status == TurnStatus.Failed)

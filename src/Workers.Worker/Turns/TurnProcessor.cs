@@ -131,7 +131,9 @@ public sealed class TurnProcessor(
                     SessionId = request.SessionId, TurnNo = session.TurnSeq + 1, OwnerId = request.UserId, RequestId = request.RequestId,
                     UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
                     PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens, Tokens = result.TurnTokens,
-                    FirstSeq = reply.FirstSeq, LastSeq = reply.NextSeq(), StartedAt = startedAt,
+                    Provider = result.Usage.Provider, Model = result.Usage.Model, CachedTokens = result.Usage.CachedTokens,
+                    CostMicros = result.Usage.CostMicros,
+                    FirstSeq = reply.FirstSeq, LastSeq = reply.FinalSeq(), StartedAt = startedAt,
                     Producer = delivery.Properties.UserId,
                 };
                 using (WorkersTelemetry.Source.StartActivity("commit turn"))

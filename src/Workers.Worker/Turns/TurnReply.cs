@@ -54,6 +54,17 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
         }
     }
 
+    /// <summary>The seq the final event will carry, once the stream is over. Not taken from <see cref="Published"/>'s
+    /// counter: a resuming client asks for progress while the turn commits, and a snapshot at the final event's seq
+    /// made the notifier drop that event as already seen (the client never saw its turn complete).</summary>
+    public long FinalSeq()
+    {
+        lock (_gate)
+        {
+            return _lastSeq + 1;
+        }
+    }
+
     /// <summary>Events not published because the partition was lost while this attempt ran.</summary>
     public int Withheld => Volatile.Read(ref _withheld);
 

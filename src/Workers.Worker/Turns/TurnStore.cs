@@ -83,12 +83,16 @@ public sealed class TurnStore(SessionStore store)
     {
         await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
-        var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease);
+        // A session without a title is named after its first exchange, in the same row update as the fence.
+        var title = turn.TurnNo == 1 && turn.Status == TurnStatus.Complete ? SessionTitle.FromFirstMessage(turn.UserText) : null;
+        var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease, title);
         InsertTurn(batch, turn);
         if (memory is not null)
         {
             StoreMemory(batch, turn, memory);
         }
+
+        SettleUsage(batch, turn);
 
         var inbox = CompleteInbox(batch, turn.SessionId, turn.RequestId, turn.Status);
         try
@@ -185,23 +189,43 @@ public sealed class TurnStore(SessionStore store)
             """, turn.SessionId, turn.OwnerId, memory.ThroughTurn, memory.Summary, memory.Tokens);
 
     // The fence: the turn counter moves only from the value this attempt read, and only while its lease epoch is current.
-    private static NpgsqlBatchCommand AdvanceTurnCounterIfLeaseHeld(RlsBatch batch, Guid sessionId, long seenTurnSeq, PartitionLease lease) =>
+    private static NpgsqlBatchCommand AdvanceTurnCounterIfLeaseHeld(RlsBatch batch, Guid sessionId, long seenTurnSeq, PartitionLease lease,
+        string? title) =>
         batch.Add(
             """
-            UPDATE workers.sessions SET turn_seq = turn_seq + 1, last_active_at = now()
+            UPDATE workers.sessions SET turn_seq = turn_seq + 1, last_active_at = now(),
+                title = CASE WHEN title = '' AND $5::text IS NOT NULL THEN $5::text ELSE title END
             WHERE id = $1 AND turn_seq = $2
               AND EXISTS (SELECT 1 FROM workers.partition_leases WHERE partition = $3 AND epoch = $4)
-            """, sessionId, seenTurnSeq, lease.Partition, lease.Epoch);
+            """, sessionId, seenTurnSeq, lease.Partition, lease.Epoch, title);
 
     private static void InsertTurn(RlsBatch batch, Turn turn) =>
         batch.Add(
             """
             INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code,
-                prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer, tokens)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer, tokens, provider, model, cached_tokens,
+                cost_micros)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
             """, turn.SessionId, turn.TurnNo, turn.OwnerId, turn.RequestId, turn.UserText, turn.ReplyText, turn.Status,
             turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt, turn.Producer,
-            turn.Tokens);
+            turn.Tokens, turn.Provider, turn.Model, turn.CachedTokens, turn.CostMicros);
+
+    // What the turn spent joins its user's day, and its reservation (if budgets are on) is released: the budget now
+    // counts the real figures. In the commit, so a fenced-out attempt spends nothing.
+    private static void SettleUsage(RlsBatch batch, Turn turn)
+    {
+        batch.Add(
+            """
+            INSERT INTO workers.user_usage (owner_id, day, turns, prompt_tokens, completion_tokens, cached_tokens, cost_micros)
+            VALUES ($1, (now() AT TIME ZONE 'UTC')::date, 1, $2, $3, $4, $5)
+            ON CONFLICT (owner_id, day) DO UPDATE SET turns = user_usage.turns + 1,
+                prompt_tokens = user_usage.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = user_usage.completion_tokens + EXCLUDED.completion_tokens,
+                cached_tokens = user_usage.cached_tokens + EXCLUDED.cached_tokens,
+                cost_micros = user_usage.cost_micros + EXCLUDED.cost_micros
+            """, turn.OwnerId, (long)turn.PromptTokens, (long)turn.CompletionTokens, (long)turn.CachedTokens, turn.CostMicros);
+        batch.Add("DELETE FROM workers.usage_reservations WHERE request_id = $1", turn.RequestId);
+    }
 
     private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>
         batch.Add("UPDATE workers.inbox SET status = $3, updated_at = now() WHERE session_id = $1 AND request_id = $2 AND status = 'started'",

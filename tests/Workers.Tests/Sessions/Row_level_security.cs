@@ -21,7 +21,8 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
     public async Task Should_know_the_user_tables_from_the_catalog()
     {
         await using var admin = await _db.OpenAdminAsync();
-        Assert.Equal(["inbox", "parked_requests", "session_memory", "session_notes", "sessions", "turns"], await UserTables.ListAsync(admin));
+        Assert.Equal(["inbox", "parked_requests", "session_memory", "session_notes", "sessions", "turns", "usage_reservations", "user_usage"],
+            await UserTables.ListAsync(admin));
     }
 
     [Fact]
@@ -50,7 +51,7 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
         await using var second = await dataSource.OpenConnectionAsync();
         await using var setting = new NpgsqlCommand("SELECT coalesce(current_setting('app.user_id', true), '<null>')", second);
         Assert.Contains((string)(await setting.ExecuteScalarAsync())!, new[] { "", "<null>" });
-        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes", "parked_requests", "session_memory" })
+        foreach (var table in new[] { "sessions", "turns", "inbox", "session_notes", "parked_requests", "session_memory", "user_usage", "usage_reservations" })
         {
             Assert.Equal(0L, await CountAsync(second, null, $"SELECT count(*) FROM workers.{table}"));
         }
@@ -76,13 +77,14 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
                  {
                      ("sessions", "sessions_of_user"), ("turns", "turns_of_session"), ("inbox", "inbox_of_session"),
                      ("session_notes", "notes_of_session"), ("parked_requests", "parked_of_session"),
-                     ("session_memory", "memory_of_session"),
+                     ("session_memory", "memory_of_session"), ("user_usage", "usage_of_user"),
+                     ("usage_reservations", "reservations_of_user"),
                  })
         {
             await _db.ExecuteAsync($"ALTER POLICY {policy} ON workers.{table} USING (true)");
         }
 
-        Assert.True(await ForeignRowsVisibleAsync(_db, Seed.UserA, _seed.SessionA) >= 6);
+        Assert.True(await ForeignRowsVisibleAsync(_db, Seed.UserA, _seed.SessionA) >= 8);
     }
 
     [Fact]
@@ -168,10 +170,14 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
         var leaked = 0;
         foreach (var table in await UserTables.ListAsync(admin))
         {
-            var sessionColumn = table == "sessions" ? "id" : "session_id";
-            leaked += (int)await CountAsync(app, (user, session),
-                $"SELECT count(*) FROM workers.{table} WHERE owner_id <> '{user}' OR {sessionColumn} <> '{session}'" +
-                (table == "sessions" ? $" AND owner_id <> '{user}'" : ""));
+            // A user's own sessions are all theirs to see; per-user tables (usage) have no session at all.
+            var foreign = table switch
+            {
+                "sessions" => $"owner_id <> '{user}'",
+                "user_usage" or "usage_reservations" => $"owner_id <> '{user}'",
+                _ => $"owner_id <> '{user}' OR session_id <> '{session}'",
+            };
+            leaked += (int)await CountAsync(app, (user, session), $"SELECT count(*) FROM workers.{table} WHERE {foreign}");
         }
 
         return leaked;

@@ -6,7 +6,8 @@ namespace Workers.Tests.Turns;
 [Collection("worker pools")]
 public sealed class A_chat_turn(ServicesFixture services)
 {
-    private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string user, string text)
+    /// <summary>Publishes one request and waits for its end (completed or failed).</summary>
+    internal static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string user, string text)
     {
         var request = Broker.Request(session, user, text);
         await pool.Broker.PublishAsync(request);
@@ -49,6 +50,27 @@ public sealed class A_chat_turn(ServicesFixture services)
             Assert.Equal($"{turn[0].Seq}|{done.Seq}", await pool.Db.ScalarAsync<string>(
                 $"SELECT first_seq || '|' || last_seq FROM workers.turns WHERE request_id = '{done.RequestId}'"));
         }
+    }
+
+    [Fact]
+    public async Task A_session_without_a_title_is_named_after_its_first_message_and_keeps_a_title_it_has()
+    {
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "1" });
+        await pool.StartWorkerAsync();
+        var untitled = Guid.NewGuid();
+        await TurnAsync(pool, untitled, "alice", "  Plan a\n trip   to Lisbon ");
+        await TurnAsync(pool, untitled, "alice", "and then Porto");
+        Assert.Equal("Plan a trip to Lisbon", await pool.Db.ScalarAsync<string>($"SELECT title FROM workers.sessions WHERE id = '{untitled}'"));
+
+        var wordy = Guid.NewGuid();
+        await TurnAsync(pool, wordy, "alice", string.Join(' ', Enumerable.Repeat("abcdefghi", 20)));
+        var title = await pool.Db.ScalarAsync<string>($"SELECT title FROM workers.sessions WHERE id = '{wordy}'");
+        Assert.Equal(string.Join(' ', Enumerable.Repeat("abcdefghi", 6)) + "…", title);
+
+        var named = Guid.NewGuid();
+        await pool.Db.ExecuteAsync($"INSERT INTO workers.sessions (id, owner_id, title) VALUES ('{named}', 'alice', 'Mine')");
+        await TurnAsync(pool, named, "alice", "something else entirely");
+        Assert.Equal("Mine", await pool.Db.ScalarAsync<string>($"SELECT title FROM workers.sessions WHERE id = '{named}'"));
     }
 
     [Fact]

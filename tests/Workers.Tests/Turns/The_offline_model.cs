@@ -61,7 +61,7 @@ public sealed class The_offline_model
         var memory = Memory(contextWindow: 100_000);
         var turns = Enumerable.Range(1, 45).Select(i => new HistoryTurn(i, $"message {i} " + new string('x', 100), $"reply {i}", null)).ToList();
         var plan = new MemoryPlan(null, turns, [], 0, 1000);
-        var (summary, _, _) = await memory.FoldAsync(plan, CancellationToken.None);
+        var (summary, _, _, _) = await memory.FoldAsync(plan, CancellationToken.None);
         var lines = summary.Summary.Split('\n');
         Assert.Equal("Earlier, the user said:", lines[0]);
         Assert.Equal(41, lines.Length);
