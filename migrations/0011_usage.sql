@@ -22,12 +22,16 @@ CREATE TABLE user_usage (
     PRIMARY KEY (owner_id, day)
 );
 
+-- Keyed like the inbox (a request id is the producer's and unique only within its session) and by owner, so one
+-- user's reservation can neither replace nor release another's.
 CREATE TABLE usage_reservations (
-    request_id   uuid        PRIMARY KEY,
     owner_id     text        NOT NULL CHECK (length(owner_id) BETWEEN 1 AND 128),
+    session_id   uuid        NOT NULL,
+    request_id   uuid        NOT NULL,
     tokens       bigint      NOT NULL CHECK (tokens >= 0),
     cost_micros  bigint      NOT NULL CHECK (cost_micros >= 0),
-    reserved_at  timestamptz NOT NULL DEFAULT now()
+    reserved_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner_id, session_id, request_id)
 );
 CREATE INDEX usage_reservations_owner_idx ON usage_reservations (owner_id, reserved_at);
 

@@ -8,4 +8,10 @@ public static class ChatLimits
 
     /// <summary>Longest accepted user id.</summary>
     public const int MaxUserIdLength = 128;
+
+    /// <summary>Longest accepted system prompt of a session, in UTF-16 characters.</summary>
+    public const int MaxSystemPromptLength = 8_000;
+
+    /// <summary>The sampling temperature a session may ask for: 0 to this (a deployment may allow less).</summary>
+    public const double MaxTemperature = 2.0;
 }

@@ -21,4 +21,12 @@ public sealed record ChatRequested
 
     /// <summary>When the user sent it, optional; used only for latency figures.</summary>
     public DateTimeOffset? SentAt { get; init; }
+
+    /// <summary>Optional: sets the session's system prompt (kept for its later turns) before this turn, up to 8,000
+    /// characters; an empty string goes back to the deployment's prompt. Absent: unchanged.</summary>
+    public string? SystemPrompt { get; init; }
+
+    /// <summary>Optional: sets the session's sampling temperature (kept), 0 to 2; the deployment may cap it lower.
+    /// Absent: unchanged.</summary>
+    public double? Temperature { get; init; }
 }

@@ -12,4 +12,10 @@ public sealed class Session
     [Column("last_active_at")] public DateTimeOffset LastActiveAt { get; set; }
     [Column("turn_seq")] public long TurnSeq { get; set; }
     [Column("event_seq")] public long EventSeq { get; set; }
+
+    /// <summary>The session's own system prompt; null: the deployment's.</summary>
+    [Column("system_prompt")] public string? SystemPrompt { get; set; }
+
+    /// <summary>The session's sampling temperature; null: the deployment's.</summary>
+    [Column("temperature")] public float? Temperature { get; set; }
 }

@@ -20,6 +20,10 @@ public sealed class ChatHub(
 
     public Task<SessionSummary> CreateSession(string? title) => sessions.CreateAsync(UserId, title, Context.ConnectionAborted);
 
+    /// <summary>Sets a session's system prompt ('' for the deployment's) and temperature; null leaves one as it is.</summary>
+    public Task<SessionSummary> ConfigureSession(string sessionId, string? systemPrompt, double? temperature) =>
+        sessions.UpdateAsync(UserId, SessionIds.Parse(sessionId), null, Context.ConnectionAborted, systemPrompt, temperature);
+
     public Task<IReadOnlyList<SessionSummary>> ListSessions() => sessions.ListAsync(UserId, Context.ConnectionAborted);
 
     /// <summary>Returns every event after <paramref name="afterSeq"/>; live events follow through <c>event</c>.</summary>

@@ -25,9 +25,9 @@ public static class SessionEndpoints
             }
         });
 
-        api.MapPost("/", async (TitleBody? body, HttpContext http, SessionLifecycle sessions) =>
+        api.MapPost("/", async (SessionBody? body, HttpContext http, SessionLifecycle sessions) =>
         {
-            var session = await sessions.CreateAsync(http.User.UserId(), body?.Title, http.RequestAborted);
+            var session = await sessions.CreateAsync(http.User.UserId(), body?.Title, http.RequestAborted, body?.SystemPrompt, body?.Temperature);
             return Results.Created($"/api/sessions/{session.Id}", session);
         });
         api.MapGet("/", (HttpContext http, SessionLifecycle sessions) => sessions.ListAsync(http.User.UserId(), http.RequestAborted));
@@ -42,8 +42,8 @@ public static class SessionEndpoints
                 t.CompletedAt, t.PromptTokens, t.CompletionTokens,
             });
         });
-        api.MapPatch("/{id}", (string id, TitleBody body, HttpContext http, SessionLifecycle sessions) =>
-            sessions.RenameAsync(http.User.UserId(), SessionIds.Parse(id), body.Title, http.RequestAborted));
+        api.MapPatch("/{id}", (string id, SessionBody body, HttpContext http, SessionLifecycle sessions) =>
+            sessions.UpdateAsync(http.User.UserId(), SessionIds.Parse(id), body.Title, http.RequestAborted, body.SystemPrompt, body.Temperature));
         api.MapDelete("/{id}", async (string id, HttpContext http, SessionLifecycle sessions) =>
         {
             await sessions.DeleteAsync(http.User.UserId(), SessionIds.Parse(id), http.RequestAborted);
@@ -114,7 +114,8 @@ public static class SessionEndpoints
             _ => StatusCodes.Status400BadRequest,
         }, title: code, extensions: new Dictionary<string, object?> { ["code"] = code });
 
-    public sealed record TitleBody(string? Title);
+    /// <summary>A session's fields a client sets; absent (null) ones are left as they are.</summary>
+    public sealed record SessionBody(string? Title, string? SystemPrompt, double? Temperature);
 
     public sealed record MessageBody(string? Text, string? RequestId);
 

@@ -20,7 +20,8 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
     /// 20 s of the primary's death (measured: serving again 10–15 s after it), and the caller can give up sooner.</summary>
     public static readonly TimeSpan FailoverWindow = TimeSpan.FromSeconds(45);
 
-    public Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken)
+    public Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken,
+        string? systemPrompt = null, double? temperature = null)
     {
         var session = new Session
         {
@@ -29,6 +30,8 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             Title = CheckTitle(title),
             CreatedAt = DateTimeOffset.UtcNow,
             LastActiveAt = DateTimeOffset.UtcNow,
+            SystemPrompt = CheckPrompt(systemPrompt),
+            Temperature = CheckTemperature(temperature),
         };
         return InTransactionAsync(userId, session.Id, async (scope, db, attempt) =>
         {
@@ -142,14 +145,21 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             return turns;
         }, cancellationToken);
 
-    public Task<SessionSummary> RenameAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken)
+    /// <summary>Changes what is given: the title, the system prompt ('' goes back to the deployment's) and the
+    /// temperature; null leaves a field as it is.</summary>
+    public Task<SessionSummary> UpdateAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken,
+        string? systemPrompt = null, double? temperature = null)
     {
-        var checkedTitle = CheckTitle(title);
+        var checkedTitle = title is null ? null : CheckTitle(title);
+        var checkedPrompt = CheckPrompt(systemPrompt);
+        var checkedTemperature = CheckTemperature(temperature);
         return InTransactionAsync(userId, sessionId, async (scope, db, _) =>
         {
             var session = await db.Sessions.SingleOrDefaultAsync(s => s.Id == sessionId, cancellationToken)
                 ?? throw ChatErrorException.SessionNotFound();
-            session.Title = checkedTitle;
+            session.Title = checkedTitle ?? session.Title;
+            session.SystemPrompt = systemPrompt is null ? session.SystemPrompt : checkedPrompt;
+            session.Temperature = checkedTemperature ?? session.Temperature;
             await db.SaveChangesAsync(cancellationToken);
             await scope.CommitAsync(cancellationToken);
             return SessionSummary.Of(session);
@@ -198,6 +208,17 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             }
         }
     }
+
+    // '' (or only spaces) means "the deployment's prompt": stored as null.
+    private static string? CheckPrompt(string? prompt) =>
+        prompt is { Length: > ChatLimits.MaxSystemPromptLength }
+            ? throw new ChatErrorException(ErrorCodes.TooLarge, $"systemPrompt is longer than {ChatLimits.MaxSystemPromptLength} characters")
+            : string.IsNullOrWhiteSpace(prompt) ? null : prompt;
+
+    private static float? CheckTemperature(double? temperature) =>
+        temperature is null ? null
+        : temperature is >= 0 and <= ChatLimits.MaxTemperature ? (float)temperature.Value
+        : throw new ChatErrorException(ErrorCodes.InvalidRequest, $"temperature must be a number from 0 to {ChatLimits.MaxTemperature}");
 
     private static string CheckTitle(string? title)
     {

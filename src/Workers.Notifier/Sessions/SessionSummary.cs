@@ -2,7 +2,11 @@ using Workers.Core.Sessions;
 
 namespace Workers.Notifier.Sessions;
 
-public sealed record SessionSummary(Guid Id, string Title, DateTimeOffset CreatedAt, DateTimeOffset LastActiveAt, long Turns)
+/// <summary>A session as the hub and REST show it; <see cref="SystemPrompt"/> and <see cref="Temperature"/> are null
+/// where the session uses the deployment's.</summary>
+public sealed record SessionSummary(Guid Id, string Title, DateTimeOffset CreatedAt, DateTimeOffset LastActiveAt, long Turns,
+    string? SystemPrompt, double? Temperature)
 {
-    public static SessionSummary Of(Session s) => new(s.Id, s.Title, s.CreatedAt, s.LastActiveAt, s.TurnSeq);
+    public static SessionSummary Of(Session s) =>
+        new(s.Id, s.Title, s.CreatedAt, s.LastActiveAt, s.TurnSeq, s.SystemPrompt, s.Temperature is { } t ? Math.Round(t, 3) : null);
 }

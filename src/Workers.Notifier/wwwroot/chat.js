@@ -30,6 +30,10 @@
     title: $('session-title'),
     sessionActions: $('session-actions'),
     rename: $('rename-session'),
+    settings: $('session-settings'),
+    settingsPrompt: $('settings-prompt'),
+    settingsTemperature: $('settings-temperature'),
+    settingsSave: $('settings-save'),
     remove: $('delete-session'),
     messages: $('messages'),
     composer: $('composer'),
@@ -428,6 +432,23 @@
     }
   }
 
+  /** The open chat's own system prompt ('' = the deployment's) and temperature (empty = unchanged). */
+  async function saveSettings() {
+    const id = state.currentId;
+    if (!id) return;
+    const temperature = ui.settingsTemperature.value.trim();
+    const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, {
+      systemPrompt: ui.settingsPrompt.value,
+      temperature: temperature === '' ? null : Number(temperature),
+    });
+    const session = state.sessions.get(key(id));
+    if (session && updated) {
+      session.systemPrompt = updated.systemPrompt;
+      session.temperature = updated.temperature;
+    }
+    ui.settings.open = false;
+  }
+
   async function renameSession(id, title) {
     const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, { title });
     state.changes += 1;
@@ -552,6 +573,10 @@
       ui.title.textContent = state.token ? 'Choose a chat or start a new one' : 'Sign in to start chatting';
     }
     ui.sessionActions.hidden = !session;
+    if (session) {
+      ui.settingsPrompt.value = session.systemPrompt || '';
+      ui.settingsTemperature.value = session.temperature == null ? '' : String(session.temperature);
+    }
     ui.messages.replaceChildren(...(view ? [view.thread] : []));
     updateComposer();
     scrollToEnd(true);
@@ -692,7 +717,6 @@
     return parts.join(' · ');
   }
 
-  /** A turn that ended live (not loaded from history) adds one to its session's count in the list, once. */
   /** The usage gauge: tokens and cost today and this month (GET /api/usage), against the budgets where there are. */
   async function refreshUsage() {
     const generation = state.generation;
@@ -718,6 +742,7 @@
     ui.usage.hidden = false;
   }
 
+  /** A turn that ended live (not loaded from history) adds one to its session's count in the list, once. */
   function countTurn(view, turn) {
     const session = state.sessions.get(view.id);
     if (!session || turn.counted) return;
@@ -935,6 +960,7 @@
   ui.errorDismiss.addEventListener('click', clearError);
   ui.newSession.addEventListener('click', createSession);
   ui.rename.addEventListener('click', beginRename);
+  ui.settingsSave.addEventListener('click', () => saveSettings().catch(showError));
   ui.remove.addEventListener('click', () => deleteSession().catch(showError));
   ui.composer.addEventListener('submit', (e) => {
     e.preventDefault();

@@ -27,12 +27,13 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     /// <param name="turns">The session's turns after the stored summary, oldest first.</param>
     /// <param name="memory">The stored summary, if any.</param>
     /// <param name="message">The user's new message.</param>
-    public MemoryPlan Plan(IReadOnlyList<HistoryTurn> turns, SessionMemory? memory, string message)
+    /// <param name="systemPrompt">The session's own system prompt, or null for the deployment's.</param>
+    public MemoryPlan Plan(IReadOnlyList<HistoryTurn> turns, SessionMemory? memory, string message, string? systemPrompt = null)
     {
         ArgumentNullException.ThrowIfNull(turns);
         var limits = _options.Limits;
         var sizes = turns.Select(t => t.Tokens ?? TokenCount.Turn(limits.Encoding, t.User, t.Reply)).ToList();
-        var fixedPart = TokenCount.PerRequest + TokenCount.Message(limits.Encoding, _options.SystemPrompt)
+        var fixedPart = TokenCount.PerRequest + TokenCount.Message(limits.Encoding, systemPrompt ?? _options.SystemPrompt)
             + TokenCount.Message(limits.Encoding, message);
         var prompt = fixedPart + (memory?.Tokens ?? 0) + sizes.Sum();
         if (prompt + limits.OutputReserve <= limits.ContextWindow * _options.SummarizeAtPercent / 100)
@@ -77,11 +78,9 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         var settings = new OpenAIPromptExecutionSettings { MaxTokens = plan.SummaryBudget, Temperature = 0 };
         var reply = (await model.GetChatMessageContentsAsync(prompt, settings, kernel: null, cancellationToken))[0];
         var summary = reply.Content?.Trim() ?? "";
-        // A model that ignores MaxTokens must not grow the prompt it was asked to shrink: about 4 characters a token.
-        if (summary.Length > plan.SummaryBudget * 4)
-        {
-            summary = summary[..(plan.SummaryBudget * 4)];
-        }
+        // A model that ignores MaxTokens must not grow the prompt it was asked to shrink: cut at twice the budget's
+        // worth of characters (4 a token; English often runs more, so only a model far over its budget is cut).
+        summary = Workers.Core.Sessions.TextCut.Prefix(summary, plan.SummaryBudget * 8);
 
         var usage = ModelUsage.From(reply.Metadata);
         var encoding = _options.Limits.Encoding;
@@ -90,13 +89,14 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     }
 
     /// <summary>The chat the model gets: system prompt (with the summary), the kept turns, the new message.</summary>
-    public ChatHistory Build(IReadOnlyList<HistoryTurn> kept, SessionMemory? memory, string message)
+    public ChatHistory Build(IReadOnlyList<HistoryTurn> kept, SessionMemory? memory, string message, string? systemPrompt = null)
     {
         ArgumentNullException.ThrowIfNull(kept);
+        systemPrompt ??= _options.SystemPrompt;
         // The summary goes inside the one system message: some chat templates (vLLM, Ollama) accept only one, leading.
         var chat = new ChatHistory(memory is null
-            ? _options.SystemPrompt
-            : $"{_options.SystemPrompt}\n\n{SummarySection(memory.ThroughTurn, memory.Summary)}");
+            ? systemPrompt
+            : $"{systemPrompt}\n\n{SummarySection(memory.ThroughTurn, memory.Summary)}");
         foreach (var turn in kept)
         {
             chat.AddUserMessage(turn.User);

@@ -23,6 +23,10 @@ public sealed class ModelOptions : IValidatableObject
     [Range(5, 95)]
     public int SummarizeToPercent { get; set; } = 60;
 
+    /// <summary>The highest sampling temperature a session may set (0 to 2); a higher one is used as this.</summary>
+    [Range(0.0, 2.0)]
+    public double MaxTemperature { get; set; } = 2.0;
+
     /// <summary>A reply delta is published at least this often while text arrives...</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
     public TimeSpan DeltaInterval { get; set; } = TimeSpan.FromMilliseconds(40);

@@ -46,13 +46,15 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         ArgumentNullException.ThrowIfNull(chatHistory);
         var offline = options.Value.Offline;
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
-        // Directives that let demos and tests stand in for a slow or broken provider; off unless enabled.
-        if (offline.Directives == true && Think().Match(message) is { Success: true } think)
+        // Directives that let demos and tests stand in for a slow or broken provider; off unless enabled, and never read
+        // from a summarising call's transcript (an old message's #fail would fail every later turn of its session).
+        var directives = offline.Directives == true && chatHistory.FirstOrDefault()?.Content != ConversationMemory.Instructions;
+        if (directives && Think().Match(message) is { Success: true } think)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(int.Parse(think.Groups[1].Value, CultureInfo.InvariantCulture)), cancellationToken);
         }
 
-        if (offline.Directives == true && message.Contains("#fail", StringComparison.Ordinal))
+        if (directives && message.Contains("#fail", StringComparison.Ordinal))
         {
             throw new InvalidOperationException("the offline model was asked to fail (#fail)");
         }
@@ -138,7 +140,7 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         const string Header = "Earlier, the user said:";
         var said = SummaryLine().Matches(transcript).Select(m => m.Groups[1].Value.Trim())
             .Concat(TranscriptUserLine().Matches(transcript).Select(m => m.Groups[1].Value.Trim()))
-            .Select(text => $"- {(text.Length > 80 ? text[..80] : text)}").ToList();
+            .Select(text => $"- {Workers.Core.Sessions.TextCut.Prefix(text, 80)}").ToList();
         while (said.Count > 6 && (said.Count > 40 || Header.Length + said.Sum(line => line.Length + 1) > maxChars))
         {
             said.RemoveAt(5);

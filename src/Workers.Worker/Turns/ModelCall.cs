@@ -38,6 +38,7 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         ArgumentNullException.ThrowIfNull(reply);
         int promptTokens = 0, cachedTokens = 0, completionTokens = 0, summaryPrompt = 0, summaryCached = 0, summaryCompletion = 0;
         SessionMemory? written = null;
+        var estimatedPrompt = 0;
         double firstTokenMs = 0;
         var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model ?? "") : ("offline", "offline");
         using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
@@ -46,7 +47,8 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         span?.SetTag("gen_ai.request.model", modelName);
         try
         {
-            var plan = memory.Plan(session.History, session.Memory, request.Text);
+            var plan = memory.Plan(session.History, session.Memory, request.Text, session.Settings.SystemPrompt);
+            estimatedPrompt = plan.PromptTokens;
             if (budget.Enabled)
             {
                 // The most this turn may spend: the prompt, a fold's call (the folded turns and the summary) and a reply
@@ -65,16 +67,19 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
             {
                 try
                 {
+                    // Its own deadline, half the call's: a summariser that hangs leaves the reply its time.
+                    using var foldTimeout = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+                    foldTimeout.CancelAfter(_options.CallTimeout / 2);
                     using (WorkersTelemetry.Source.StartActivity("summarize history"))
                     {
-                        (written, summaryPrompt, summaryCached, summaryCompletion) = await memory.FoldAsync(plan, timeout.Token);
+                        (written, summaryPrompt, summaryCached, summaryCompletion) = await memory.FoldAsync(plan, foldTimeout.Token);
                     }
 
                     logger.LogInformation("Session {SessionId}: turns up to {ThroughTurn} folded into its summary for turn {RequestId}",
                         request.SessionId, written.ThroughTurn, request.RequestId);
                 }
-                catch (Exception e) when (e is HttpOperationException or HttpRequestException or System.ClientModel.ClientResultException
-                                               or IOException or TimeoutException)
+                catch (Exception e) when ((e is HttpOperationException or HttpRequestException or System.ClientModel.ClientResultException
+                                               or IOException or TimeoutException or OperationCanceledException) && !timeout.IsCancellationRequested)
                 {
                     // The reply still comes, from the recent turns alone this once; the next turn folds again.
                     logger.LogWarning("Session {SessionId}: summarising its older turns for turn {RequestId} failed ({Error}); " +
@@ -82,8 +87,15 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 }
             }
 
-            var chat = memory.Build(plan.Keep, written ?? session.Memory, request.Text);
-            var settings = new OpenAIPromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto() };
+            var chat = memory.Build(plan.Keep, written ?? session.Memory, request.Text, session.Settings.SystemPrompt);
+            var settings = new OpenAIPromptExecutionSettings
+            {
+                FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(),
+                // The reply may take the reserve and no more: what a budget reserved for it is then an upper bound.
+                MaxTokens = _options.Limits.OutputReserve,
+                // The session's choice, within what the deployment allows.
+                Temperature = session.Settings.Temperature is { } temperature ? Math.Min(temperature, _options.MaxTemperature) : null,
+            };
             await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply), timeout.Token))
             {
                 if (firstTokenMs == 0 && !string.IsNullOrEmpty(chunk.Content))
@@ -122,7 +134,8 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         ModelCallResult Result(string status, string? errorCode)
         {
             // A summary is kept only with a complete reply: a failed or cancelled turn leaves the next one to fold again.
-            int prompt = promptTokens + summaryPrompt, cached = cachedTokens + summaryCached,
+            // A provider that reports no usage is billed the estimate, not nothing.
+            int prompt = (promptTokens == 0 ? estimatedPrompt : promptTokens) + summaryPrompt, cached = cachedTokens + summaryCached,
                 completion = (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion;
             var result = new ModelCallResult(status, errorCode, prompt, completion, firstTokenMs,
                 memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null,

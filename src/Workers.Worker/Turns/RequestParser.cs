@@ -128,7 +128,27 @@ public static class RequestParser
             }
         }
 
-        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError;
+        string? systemPrompt = null, promptError = null;
+        if (json.TryGetProperty("systemPrompt", out var prompt) && prompt.ValueKind != JsonValueKind.Null)
+        {
+            systemPrompt = ReadString(json, "systemPrompt", out promptError);
+        }
+
+        double? temperature = null;
+        string? temperatureError = null;
+        if (json.TryGetProperty("temperature", out var t) && t.ValueKind != JsonValueKind.Null)
+        {
+            if (t.ValueKind == JsonValueKind.Number && t.TryGetDouble(out var value) && value is >= 0 and <= ChatLimits.MaxTemperature)
+            {
+                temperature = value;
+            }
+            else
+            {
+                temperatureError = $"temperature must be a number from 0 to {ChatLimits.MaxTemperature}";
+            }
+        }
+
+        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError;
         var code = ErrorCodes.InvalidRequest;
         if (failure is null && text!.Length == 0)
         {
@@ -137,6 +157,11 @@ public static class RequestParser
         else if (failure is null && text!.Length > ChatLimits.MaxTextLength)
         {
             (code, failure) = (ErrorCodes.TooLarge, $"text is {text.Length} characters, more than {ChatLimits.MaxTextLength}");
+        }
+        else if (failure is null && systemPrompt is { Length: > ChatLimits.MaxSystemPromptLength })
+        {
+            (code, failure) = (ErrorCodes.TooLarge,
+                $"systemPrompt is {systemPrompt.Length} characters, more than {ChatLimits.MaxSystemPromptLength}");
         }
 
         if (failure is not null)
@@ -151,6 +176,8 @@ public static class RequestParser
             UserId = userId!,
             Text = text!,
             SentAt = sentAt,
+            SystemPrompt = systemPrompt,
+            Temperature = temperature,
         });
     }
 

@@ -23,7 +23,7 @@ public static partial class SessionTitle
         }
 
         var cut = line.LastIndexOf(' ', MaxLength - 1);
-        return (cut > MaxLength / 2 ? line[..cut] : line[..(MaxLength - 1)]).TrimEnd() + "…";
+        return (cut > MaxLength / 2 ? line[..cut] : Workers.Core.Sessions.TextCut.Prefix(line, MaxLength - 1)).TrimEnd() + "…";
     }
 
     [GeneratedRegex(@"\s+")]

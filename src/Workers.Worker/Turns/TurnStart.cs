@@ -9,5 +9,12 @@ namespace Workers.Worker.Turns;
 /// <param name="Attempts">How often this request was started, this time included.</param>
 /// <param name="History">The session's turns after its stored summary, oldest first.</param>
 /// <param name="Memory">The session's stored summary of its older turns, if it has one.</param>
+/// <param name="Settings">The session's own system prompt and temperature (null: the deployment's).</param>
 public sealed record TurnStart(
-    bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<HistoryTurn> History, SessionMemory? Memory);
+    bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<HistoryTurn> History, SessionMemory? Memory,
+    SessionSettings Settings);
+
+/// <summary>What a session sets for its own turns; null: the deployment's.</summary>
+/// <param name="SystemPrompt">The system prompt.</param>
+/// <param name="Temperature">The sampling temperature.</param>
+public sealed record SessionSettings(string? SystemPrompt, float? Temperature);

@@ -13,13 +13,13 @@ namespace Workers.Worker.Turns;
 /// already committed outcome.
 /// Each transaction is one round trip; every one runs as the request's user, under row-level security.
 /// </summary>
-public sealed class TurnStore(SessionStore store)
+public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.IOptions<Workers.Worker.Model.ModelOptions> model)
 {
     // Each attempt reserves this many event numbers, so numbers only grow even when a crashed attempt is re-run.
     internal const long SeqBlock = 1 << 20;
-    // A guard, not the budget: the memory keeps a prompt within the model's window by tokens, folding older turns into
-    // the stored summary long before this many pile up after it (unless each is tiny).
-    private const int HistoryRows = 200;
+    // A bound on one load, never a cut: a turn is at least 8 tokens (two messages' framing), so window / 8 rows are more
+    // than the window holds, and the memory folds turns into the summary before that many pile up after it.
+    private readonly int _historyRows = Math.Max(200, (model.Value.Limits.ContextWindow / (2 * TokenCount.PerMessage)) + 1);
 
     /// <inheritdoc cref="SessionStore.ForgetConnections"/>
     public void ForgetConnections() => store.ForgetConnections();
@@ -30,10 +30,10 @@ public sealed class TurnStore(SessionStore store)
         await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
         CreateSessionIfNew(batch, request);
-        ReserveEventSeqs(batch, request.SessionId);
+        ReserveEventSeqsAndApplySettings(batch, request);
         RecordAttempt(batch, request);
         LoadMemory(batch, request.SessionId);
-        LoadHistory(batch, request.SessionId);
+        LoadHistory(batch, request.SessionId, _historyRows);
         try
         {
             await using var reader = await batch.ExecuteReaderAsync();
@@ -45,6 +45,7 @@ public sealed class TurnStore(SessionStore store)
 
             var turnSeq = reader.GetInt64(0);
             var firstSeq = reader.GetInt64(1) + 1;
+            var settings = new SessionSettings(reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetFloat(3));
             await reader.NextResultAsync();
             await reader.ReadAsync();
             var alreadyProcessed = reader.GetString(0) != TurnStatus.Started;
@@ -62,12 +63,12 @@ public sealed class TurnStore(SessionStore store)
             await reader.DisposeAsync();
             if (alreadyProcessed)
             {
-                return new TurnStart(true, turnSeq, firstSeq, attempts, [], null);
+                return new TurnStart(true, turnSeq, firstSeq, attempts, [], null, settings);
             }
 
             await scope.CommitAsync(CancellationToken.None);
             history.Reverse();
-            return new TurnStart(false, turnSeq, firstSeq, attempts, history, memory);
+            return new TurnStart(false, turnSeq, firstSeq, attempts, history, memory, settings);
         }
         catch (PostgresException e) when (OwnershipConflicts.Reveal(e))
         {
@@ -153,9 +154,16 @@ public sealed class TurnStore(SessionStore store)
             request.SessionId, request.UserId);
 
     // Only the event counter here (not indexed, so the row update stays HOT); activity is stamped at commit.
-    private static void ReserveEventSeqs(RlsBatch batch, Guid sessionId) =>
-        batch.Add("UPDATE workers.sessions SET event_seq = event_seq + $2 WHERE id = $1 RETURNING turn_seq, event_seq - $2",
-            sessionId, SeqBlock);
+    // Also the settings a request carries (kept for the session's later turns; '' resets the prompt), returned with the
+    // counters: none of these columns is indexed, so the row update stays HOT.
+    private static void ReserveEventSeqsAndApplySettings(RlsBatch batch, ChatRequested request) =>
+        batch.Add(
+            """
+            UPDATE workers.sessions SET event_seq = event_seq + $2,
+                system_prompt = CASE WHEN $3::text IS NULL THEN system_prompt ELSE NULLIF($3::text, '') END,
+                temperature = coalesce($4::real, temperature)
+            WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature
+            """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null);
 
     private static void RecordAttempt(RlsBatch batch, ChatRequested request) =>
         batch.Add(
@@ -169,14 +177,14 @@ public sealed class TurnStore(SessionStore store)
         batch.Add("SELECT through_turn, summary, tokens FROM workers.session_memory WHERE session_id = $1", sessionId);
 
     // The turns after the summary, newest first (reversed by the caller).
-    private static void LoadHistory(RlsBatch batch, Guid sessionId) =>
+    private static void LoadHistory(RlsBatch batch, Guid sessionId, int rows) =>
         batch.Add(
             """
             SELECT turn_no, user_text, reply_text, tokens FROM workers.turns
             WHERE session_id = $1 AND status <> 'failed'
               AND turn_no > coalesce((SELECT through_turn FROM workers.session_memory WHERE session_id = $1), 0)
             ORDER BY turn_no DESC LIMIT $2
-            """, sessionId, HistoryRows);
+            """, sessionId, rows);
 
     // Only forward: a summary covering fewer turns than the stored one never replaces it.
     private static void StoreMemory(RlsBatch batch, Turn turn, SessionMemory memory) =>
@@ -224,7 +232,8 @@ public sealed class TurnStore(SessionStore store)
                 cached_tokens = user_usage.cached_tokens + EXCLUDED.cached_tokens,
                 cost_micros = user_usage.cost_micros + EXCLUDED.cost_micros
             """, turn.OwnerId, (long)turn.PromptTokens, (long)turn.CompletionTokens, (long)turn.CachedTokens, turn.CostMicros);
-        batch.Add("DELETE FROM workers.usage_reservations WHERE request_id = $1", turn.RequestId);
+        batch.Add("DELETE FROM workers.usage_reservations WHERE owner_id = $1 AND session_id = $2 AND request_id = $3",
+            turn.OwnerId, turn.SessionId, turn.RequestId);
     }
 
     private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>

@@ -48,18 +48,29 @@ public sealed class TurnBudget(SessionStore store, IOptions<UsageOptions> option
                 WHERE owner_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date),
             held AS (
                 SELECT coalesce(sum(tokens), 0) AS tokens, coalesce(sum(cost_micros), 0) AS cost
-                FROM workers.usage_reservations WHERE owner_id = $1 AND request_id <> $2 AND reserved_at > now() - $5)
-            INSERT INTO workers.usage_reservations (request_id, owner_id, tokens, cost_micros)
-            SELECT $2, $1, $3, $4 FROM spent, held
+                FROM workers.usage_reservations
+                WHERE owner_id = $1 AND (session_id, request_id) <> ($9, $2) AND reserved_at > now() - $5)
+            INSERT INTO workers.usage_reservations (owner_id, session_id, request_id, tokens, cost_micros)
+            SELECT $1, $9, $2, $3, $4 FROM spent, held
             WHERE ($6::bigint IS NULL OR spent.day_tokens + held.tokens + $3 <= $6)
               AND ($7::bigint IS NULL OR spent.month_tokens + held.tokens + $3 <= $7)
               AND ($8::bigint IS NULL OR spent.month_cost + held.cost + $4 <= $8)
-            ON CONFLICT (request_id) DO UPDATE SET tokens = EXCLUDED.tokens, cost_micros = EXCLUDED.cost_micros, reserved_at = now()
+            ON CONFLICT (owner_id, session_id, request_id) DO UPDATE
+                SET tokens = EXCLUDED.tokens, cost_micros = EXCLUDED.cost_micros, reserved_at = now()
             """, request.UserId, request.RequestId, tokens, costMicros, Abandoned, _options.DailyTokens, _options.MonthlyTokens,
-            _options.MonthlyCostMicros);
+            _options.MonthlyCostMicros, request.SessionId);
         await batch.ExecuteNonQueryAsync();
         if (reserved.RecordsAffected != 1)
         {
+            // A refused attempt does not count toward parking the request: the same id sent again once the budget
+            // allows it runs like a new one (a client may reuse its request id).
+            await using var uncount = await scope.CommandAsync(
+                "UPDATE workers.inbox SET attempts = greatest(attempts - 1, 0), updated_at = now() " +
+                "WHERE session_id = $1 AND request_id = $2 AND status = 'started'");
+            uncount.Parameters.Add(new Npgsql.NpgsqlParameter { Value = request.SessionId });
+            uncount.Parameters.Add(new Npgsql.NpgsqlParameter { Value = request.RequestId });
+            await uncount.ExecuteNonQueryAsync();
+            await scope.CommitAsync(CancellationToken.None);
             throw new ChatErrorException(ErrorCodes.QuotaExceeded,
                 "your usage budget would be passed by this message; it was not sent to the model");
         }

@@ -25,7 +25,7 @@ public sealed record Seed(Guid SessionA, Guid SessionB)
                 INSERT INTO workers.session_memory (session_id, owner_id, through_turn, summary, tokens)
                 VALUES ('{session}', '{user}', 1, '{user} summarised secret', 9);
                 INSERT INTO workers.user_usage (owner_id, day, turns, prompt_tokens) VALUES ('{user}', current_date, 2, 42);
-                INSERT INTO workers.usage_reservations (request_id, owner_id, tokens, cost_micros) VALUES (gen_random_uuid(), '{user}', 100, 0);
+                INSERT INTO workers.usage_reservations (owner_id, session_id, request_id, tokens, cost_micros) VALUES ('{user}', '{session}', gen_random_uuid(), 100, 0);
                 """);
         }
 

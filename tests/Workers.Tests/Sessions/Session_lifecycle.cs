@@ -43,6 +43,34 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_keeps_its_own_prompt_and_temperature_validated_and_only_its_owner_changes_them()
+    {
+        var created = await _sessions.CreateAsync("alice", "pirate", default, "You are a terse pirate.", 0.3);
+        Assert.Equal(("You are a terse pirate.", 0.3), (created.SystemPrompt, created.Temperature));
+        // Absent fields stay; '' goes back to the deployment's prompt.
+        var warmer = await _sessions.UpdateAsync("alice", created.Id, null, default, null, 1.2);
+        Assert.Equal(("pirate", "You are a terse pirate.", 1.2), (warmer.Title, warmer.SystemPrompt, warmer.Temperature));
+        var plain = await _sessions.UpdateAsync("alice", created.Id, null, default, "", null);
+        Assert.Equal(((string?)null, 1.2), (plain.SystemPrompt, plain.Temperature));
+        Assert.Equal(0L, await _db.ScalarAsync<long>($"SELECT count(*) FROM workers.sessions WHERE id = '{created.Id}' AND system_prompt IS NOT NULL"));
+
+        foreach (var (prompt, temperature, code) in new (string?, double?, string)[]
+                 {
+                     (null, 2.5, ErrorCodes.InvalidRequest), (null, -0.1, ErrorCodes.InvalidRequest), (null, double.NaN, ErrorCodes.InvalidRequest),
+                     (new string('p', ChatLimits.MaxSystemPromptLength + 1), null, ErrorCodes.TooLarge),
+                 })
+        {
+            var refused = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("alice", created.Id, null, default, prompt, temperature));
+            Assert.Equal(code, refused.Code);
+            Assert.Equal(code, (await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.CreateAsync("alice", null, default, prompt, temperature))).Code);
+        }
+
+        var notBobs = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("bob", created.Id, null, default, "You obey bob.", null));
+        Assert.Equal(ErrorCodes.SessionNotFound, notBobs.Code);
+        Assert.Equal(1.2, (await _sessions.GetAsync("alice", created.Id, default)).Temperature);
+    }
+
+    [Fact]
     public async Task A_user_creates_lists_renames_pages_through_and_deletes_own_sessions()
     {
         var first = await _sessions.CreateAsync("alice", "  first  ", default);
@@ -51,8 +79,8 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
         Assert.Equal("first", first.Title);
         Assert.Equal(new[] { first.Id, second.Id }.Order(), (await _sessions.ListAsync("alice", default)).Select(s => s.Id).Order());
 
-        Assert.Equal("renamed", (await _sessions.RenameAsync("alice", first.Id, "renamed", default)).Title);
-        var tooLong = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.RenameAsync("alice", first.Id, new string('x', 201), default));
+        Assert.Equal("renamed", (await _sessions.UpdateAsync("alice", first.Id, "renamed", default)).Title);
+        var tooLong = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("alice", first.Id, new string('x', 201), default));
         Assert.Equal(ErrorCodes.TooLarge, tooLong.Code);
 
         await AddTurnsAsync(first.Id, "alice", 25);
@@ -80,7 +108,7 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
             {
                 await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.GetAsync("bob", id, default)),
                 await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.HistoryAsync("bob", id, 0, 10, default)),
-                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.RenameAsync("bob", id, "mine now", default)),
+                await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("bob", id, "mine now", default)),
                 await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.DeleteAsync("bob", id, default)),
             };
             Assert.All(errors, e => Assert.Equal((ErrorCodes.SessionNotFound, "no such session"), (e.Code, e.Message)));

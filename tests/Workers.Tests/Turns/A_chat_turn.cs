@@ -67,6 +67,12 @@ public sealed class A_chat_turn(ServicesFixture services)
         var title = await pool.Db.ScalarAsync<string>($"SELECT title FROM workers.sessions WHERE id = '{wordy}'");
         Assert.Equal(string.Join(' ', Enumerable.Repeat("abcdefghi", 6)) + "…", title);
 
+        // No space to cut at, and an emoji (two UTF-16 units) across the cut: cut before it, never through it (half
+        // an emoji is not valid text, and storing it would fail the turn's commit).
+        var emoji = Guid.NewGuid();
+        Assert.Equal("TurnCompleted", (await TurnAsync(pool, emoji, "alice", new string('あ', 58) + "😀" + new string('x', 10))).Type);
+        Assert.Equal(new string('あ', 58) + "…", await pool.Db.ScalarAsync<string>($"SELECT title FROM workers.sessions WHERE id = '{emoji}'"));
+
         var named = Guid.NewGuid();
         await pool.Db.ExecuteAsync($"INSERT INTO workers.sessions (id, owner_id, title) VALUES ('{named}', 'alice', 'Mine')");
         await TurnAsync(pool, named, "alice", "something else entirely");

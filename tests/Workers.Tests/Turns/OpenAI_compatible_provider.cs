@@ -33,6 +33,46 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_sessions_prompt_and_temperature_from_the_request_reach_the_provider_and_stay_until_changed()
+    {
+        var (pool, model) = await StartAsync(services, new Dictionary<string, string> { ["Llm__MaxTemperature"] = "1.5" });
+        await using var _ = pool;
+        await using var __ = model;
+        var session = Guid.NewGuid();
+        model.Text("Arr.").Text("Aye.").Text("Hello.");
+        foreach (var request in new[]
+                 {
+                     Broker.Request(session, "alice", "hi") with { SystemPrompt = "You are a terse pirate.", Temperature = 0.3 },
+                     Broker.Request(session, "alice", "and now?"),
+                     Broker.Request(session, "alice", "be yourself") with { SystemPrompt = "", Temperature = 1.9 },
+                 })
+        {
+            await pool.Broker.PublishAsync(request);
+            await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
+                TimeSpan.FromSeconds(30), "the end of the turn");
+            Assert.Equal("TurnCompleted", pool.Events.Events.Single(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed").Type);
+        }
+
+        var sent = model.Requests.Select(r => (System: Content(r.Body.GetProperty("messages")[0]),
+            Temperature: r.Body.TryGetProperty("temperature", out var t) ? t.GetDouble() : (double?)null)).ToList();
+        Assert.Equal("You are a terse pirate.", sent[0].System);
+        Assert.Equal("You are a terse pirate.", sent[1].System); // kept for the session's later turns
+        Assert.StartsWith(new Workers.Worker.Model.ModelOptions().SystemPrompt, sent[2].System, StringComparison.Ordinal);
+        Assert.InRange(sent[0].Temperature!.Value, 0.2999, 0.3001);
+        Assert.InRange(sent[1].Temperature!.Value, 0.2999, 0.3001);
+        Assert.Equal(1.5, sent[2].Temperature!.Value, 3); // asked 1.9, capped by the deployment
+        Assert.Equal("|1.9", await pool.Db.ScalarAsync<string>(
+            $"SELECT coalesce(system_prompt, '') || '|' || temperature FROM workers.sessions WHERE id = '{session}'"));
+
+        // Out of range or of the wrong type: refused to the producer, the session unchanged.
+        var bad = Broker.Request(session, "alice", "hotter") with { Temperature = 7 };
+        await pool.Broker.PublishAsync(bad);
+        await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == bad.RequestId && x.Type == "TurnFailed"), TimeSpan.FromSeconds(30), "the refusal");
+        Assert.Equal(ErrorCodes.InvalidRequest, pool.Events.Events.Single(x => x.RequestId == bad.RequestId).Code);
+        Assert.Equal(1.9f, await pool.Db.ScalarAsync<float>($"SELECT temperature FROM workers.sessions WHERE id = '{session}'"));
+    }
+
+    [Fact]
     public async Task Streams_the_reply_sends_history_and_key_and_records_token_usage()
     {
         var (pool, model) = await StartAsync(services);

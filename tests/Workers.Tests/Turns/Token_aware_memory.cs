@@ -32,7 +32,8 @@ public sealed class Token_aware_memory(ServicesFixture services, ITestOutputHelp
         texts.AddRange(Enumerable.Range(2, 48).Select(n => $"turn {n}: " + string.Join(' ', Enumerable.Repeat("lorem", 60))));
         texts.Add("What was my first message?");
         var requests = texts.Select(text => Broker.Request(session, "alice", text)).ToList();
-        await pool.Broker.PublishAsync(Broker.Request(bystander, "bob", "bob's own first words"));
+        var bobs = Broker.Request(bystander, "bob", "bob's own first words");
+        await pool.Broker.PublishAsync(bobs);
         // One at a time, as a user types: a session holds only a few waiting requests (session_busy beyond).
         foreach (var request in requests)
         {
@@ -93,7 +94,10 @@ public sealed class Token_aware_memory(ServicesFixture services, ITestOutputHelp
         // Turn 1 left the prompt long ago, but the summary kept it.
         var last = pool.Events.Events.Single(e => e.RequestId == requests[^1].RequestId && e.Type == "TurnCompleted");
         Assert.Equal($"Your first message in this session was: \"{First}\".", last.Text);
-        // Another user's session on the same worker got nothing of Alice's, and its memory is its own.
+        // Another user's session on the same worker: answered from its own history only, and no summary of its own.
+        await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == bobs.RequestId && x.Type == "TurnCompleted"), TimeSpan.FromSeconds(30), "bob's turn");
+        var bobsReply = pool.Events.Events.Single(e => e.RequestId == bobs.RequestId && e.Type == "TurnCompleted");
+        Assert.DoesNotContain("kite", bobsReply.Text, StringComparison.Ordinal);
         Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.session_memory WHERE session_id = '{bystander}'"));
     }
 }

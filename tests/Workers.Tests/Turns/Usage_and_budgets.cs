@@ -121,6 +121,7 @@ public sealed class Usage_and_budgets(ServicesFixture services, ITestOutputHelpe
         {
             // Refused before the model: no turn, nothing streamed, and the refusal outside the numbered stream (seq 0).
             Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE request_id = '{request.RequestId}'"));
+            Assert.Equal(0, await pool.Db.ScalarAsync<int>($"SELECT attempts FROM workers.inbox WHERE request_id = '{request.RequestId}'"));
             var events = pool.Events.Events.Where(e => e.RequestId == request.RequestId).ToList();
             Assert.Equal(["TurnFailed"], events.Select(e => e.Type));
             Assert.Equal(0, events[0].Seq);
