@@ -32,6 +32,7 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
     public async Task Browsers_of_a_killed_notifier_resume_on_the_other_with_no_gap_and_no_duplicate()
     {
         var services = ha.Require();
+        var phases = Stopwatch.StartNew();
         var pool = await WorkersSystem.CreateAsync(services,
             settings: new Dictionary<string, string> { ["Llm__Offline__TokenDelay"] = "00:00:00.050" }, recordEvents: false);
         try
@@ -41,6 +42,7 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
             var notifierSettings = new Dictionary<string, string> { ["Limits__ConcurrentTurns"] = "4" };
             var doomed = await pool.StartNotifierAsync(notifierSettings);
             var survivor = await pool.StartNotifierAsync(notifierSettings);
+            output.WriteLine($"database, 2 workers and 2 notifiers up in {phases.Elapsed.TotalSeconds:F1} s");
 
             var browsers = new Browser[Browsers];
             await Parallel.ForEachAsync(Enumerable.Range(0, Browsers), new ParallelOptions { MaxDegreeOfParallelism = 20 }, async (i, _) =>
@@ -60,6 +62,7 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
             });
 
             // Mid-stream: some of the killed notifier's browsers have seen deltas, most turns are still to come.
+            output.WriteLine($"{Browsers} browsers connected and sending after {phases.Elapsed.TotalSeconds:F1} s");
             var victims = browsers.Where(b => b.OnDoomed).ToList();
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (victims.Count(b => b.Client.Live.Any(e => Type(e) == "ReplyDelta")) < victims.Count / 4 && DateTime.UtcNow < deadline)
@@ -98,7 +101,9 @@ public sealed class A_notifier_killed_while_browsers_stream(HaTopology ha, ITest
         }
         finally
         {
+            var disposing = phases.Elapsed;
             await pool.DisposeAsync();
+            output.WriteLine($"stopped and cleaned up in {(phases.Elapsed - disposing).TotalSeconds:F1} s");
         }
     }
 
