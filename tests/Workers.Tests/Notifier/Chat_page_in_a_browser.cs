@@ -84,6 +84,45 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     }
 
     [Fact]
+    public async Task The_usage_gauge_counts_a_turn_and_a_chats_prompt_and_temperature_are_saved()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "6" });
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+
+        await SignInAsync(page, "carol");
+        var usage = page.GetByTestId("usage");
+        await Assertions.Expect(usage).ToContainTextAsync("today 0 tokens");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("hello");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("stop")).ToBeHiddenAsync(new() { Timeout = 30_000 });
+        // Refreshed when the turn ends: the tokens it spent are counted.
+        await Assertions.Expect(usage).Not.ToContainTextAsync("today 0 tokens", new() { Timeout = 10_000 });
+
+        await page.GetByTestId("session-settings").Locator("summary").ClickAsync();
+        await page.GetByTestId("settings-prompt").FillAsync("Be brief.");
+        await page.GetByTestId("settings-temperature").FillAsync("0.5");
+        await page.GetByTestId("settings-save").ClickAsync();
+        using var http = notifier.Http("carol");
+        JsonElement saved = default;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            saved = (await http.GetFromJsonAsync<JsonElement>(new Uri("/api/sessions", UriKind.Relative)))[0];
+            if (saved.TryGetProperty("systemPrompt", out var prompt) && prompt.ValueKind == JsonValueKind.String)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal("Be brief.", saved.GetProperty("systemPrompt").GetString());
+        Assert.Equal(0.5, saved.GetProperty("temperature").GetDouble());
+        Assert.Empty(browser.Problems);
+    }
+
+    [Fact]
     public async Task Stop_keeps_the_partial_reply_and_a_reload_shows_the_conversation_from_history()
     {
         var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowerModel);
