@@ -38,7 +38,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         var prompt = fixedPart + (memory?.Tokens ?? 0) + sizes.Sum();
         if (prompt + limits.OutputReserve <= limits.ContextWindow * _options.SummarizeAtPercent / 100)
         {
-            return new MemoryPlan(memory, [], turns, prompt, SummaryBudget);
+            return new MemoryPlan(memory, [], turns, prompt, SummaryBudget, 0);
         }
 
         // Fold the oldest turns until the prompt, with a summary at its budget, is down to the target.
@@ -51,7 +51,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         }
 
         return new MemoryPlan(memory, turns.Take(folded).ToList(), turns.Skip(folded).ToList(), fixedPart + SummaryBudget + kept,
-            SummaryBudget);
+            SummaryBudget, sizes.Take(folded).Sum());
     }
 
     /// <summary>The model's summary of the plan's old summary and the turns it folds. Its usage is the turn's.</summary>
@@ -132,5 +132,6 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
 /// <param name="Keep">The turns sent as they were said.</param>
 /// <param name="PromptTokens">The prompt's estimated tokens (with the summary at its budget when it folds).</param>
 /// <param name="SummaryBudget">The longest summary a fold may write, in tokens.</param>
+/// <param name="FoldTokens">The folded turns' tokens (what the summarising call reads of them).</param>
 public sealed record MemoryPlan(SessionMemory? Memory, IReadOnlyList<HistoryTurn> Fold, IReadOnlyList<HistoryTurn> Keep, int PromptTokens,
-    int SummaryBudget);
+    int SummaryBudget, int FoldTokens);

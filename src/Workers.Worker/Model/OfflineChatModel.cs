@@ -46,9 +46,10 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
         ArgumentNullException.ThrowIfNull(chatHistory);
         var offline = options.Value.Offline;
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
+        var summarising = chatHistory.FirstOrDefault()?.Content == ConversationMemory.Instructions;
         // Directives that let demos and tests stand in for a slow or broken provider; off unless enabled, and never read
         // from a summarising call's transcript (an old message's #fail would fail every later turn of its session).
-        var directives = offline.Directives == true && chatHistory.FirstOrDefault()?.Content != ConversationMemory.Instructions;
+        var directives = offline.Directives == true && !summarising;
         if (directives && Think().Match(message) is { Success: true } think)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(int.Parse(think.Groups[1].Value, CultureInfo.InvariantCulture)), cancellationToken);
@@ -59,9 +60,10 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
             throw new InvalidOperationException("the offline model was asked to fail (#fail)");
         }
 
-        // Asked for at most MaxTokens (a summary), it keeps to about 4 characters a token.
-        var maxChars = executionSettings is OpenAIPromptExecutionSettings { MaxTokens: > 0 and var max } ? max * 4 : int.MaxValue;
-        var answer = await AnswerAsync(chatHistory, kernel, maxChars, cancellationToken);
+        // A summary keeps to its MaxTokens, at about 4 characters a token.
+        var answer = summarising
+            ? Summarize(message, executionSettings is OpenAIPromptExecutionSettings { MaxTokens: > 0 and var max } ? max * 4 : int.MaxValue)
+            : await AnswerAsync(chatHistory, kernel, cancellationToken);
         var tokens = Tokenize(answer, offline.Tokens);
         var promptTokens = chatHistory.Sum(m => CountWords(m.Content));
         for (var i = 0; i < tokens.Count; i++)
@@ -80,16 +82,11 @@ public sealed partial class OfflineChatModel(IOptions<ModelOptions> options) : I
     }
 
     /// <summary>The reply, before it is cut into tokens.</summary>
-    private static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, int maxChars, CancellationToken cancellationToken)
+    private static async Task<string> AnswerAsync(ChatHistory chatHistory, Kernel? kernel, CancellationToken cancellationToken)
     {
         var message = chatHistory.LastOrDefault(m => m.Role == AuthorRole.User)?.Content?.Trim() ?? "";
         var earlier = chatHistory.Where(m => m.Role == AuthorRole.User).Select(m => m.Content ?? "").SkipLast(1).ToList();
         var system = chatHistory.FirstOrDefault(m => m.Role == AuthorRole.System)?.Content ?? "";
-        if (system == ConversationMemory.Instructions)
-        {
-            return Summarize(message, maxChars);
-        }
-
         // What the summary in the system message kept comes before the turns given as they were.
         var summarized = SummaryLine().Matches(system).Select(m => m.Groups[1].Value.Trim()).ToList();
         if (AskedForFirstMessage().IsMatch(message))

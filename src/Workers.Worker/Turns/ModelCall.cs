@@ -53,8 +53,7 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
             {
                 // The most this turn may spend: the prompt, a fold's call (the folded turns and the summary) and a reply
                 // of the whole reserve. Refused here, the model is never called.
-                var foldTokens = plan.Fold.Count == 0 ? 0 : plan.Fold.Sum(t => t.Tokens ?? memory.CountTurn(t.User, t.Reply)) + (2 * plan.SummaryBudget);
-                var promptMost = plan.PromptTokens + foldTokens;
+                var promptMost = plan.PromptTokens + (plan.Fold.Count == 0 ? 0 : plan.FoldTokens + (2 * plan.SummaryBudget));
                 await budget.ReserveAsync(request, promptMost + _options.Limits.OutputReserve,
                     _options.Limits.CostMicros(promptMost, 0, _options.Limits.OutputReserve));
             }

@@ -60,7 +60,7 @@ public sealed class The_offline_model
     {
         var memory = Memory(contextWindow: 100_000);
         var turns = Enumerable.Range(1, 45).Select(i => new HistoryTurn(i, $"message {i} " + new string('x', 100), $"reply {i}", null)).ToList();
-        var plan = new MemoryPlan(null, turns, [], 0, 1000);
+        var plan = new MemoryPlan(null, turns, [], 0, 1000, 0);
         var (summary, _, _, _) = await memory.FoldAsync(plan, CancellationToken.None);
         var lines = summary.Summary.Split('\n');
         Assert.Equal("Earlier, the user said:", lines[0]);
@@ -73,7 +73,7 @@ public sealed class The_offline_model
         Assert.Equal(summary, (await memory.FoldAsync(plan, CancellationToken.None)).Memory);
 
         // Folding again keeps what the old summary said first.
-        var more = new MemoryPlan(summary, [new HistoryTurn(46, "message 46", "reply", null)], [], 0, 1000);
+        var more = new MemoryPlan(summary, [new HistoryTurn(46, "message 46", "reply", null)], [], 0, 1000, 0);
         var next = (await memory.FoldAsync(more, CancellationToken.None)).Memory;
         Assert.StartsWith("Earlier, the user said:\n- message 1 ", next.Summary, StringComparison.Ordinal);
         Assert.EndsWith("- message 46", next.Summary, StringComparison.Ordinal);
@@ -101,6 +101,7 @@ public sealed class The_offline_model
         Assert.NotEmpty(many.Keep);
         Assert.InRange(many.PromptTokens + 500, 0, 2000 * 60 / 100);
         Assert.Equal(200, many.SummaryBudget);
+        Assert.Equal(many.Fold.Sum(t => TokenCount.Turn("o200k_base", t.User, t.Reply)), many.FoldTokens);
 
         // Stored counts are used as they are (no recount): a turn said to be huge folds everything before the message.
         var huge = memory.Plan([turns[0] with { Tokens = 5000 }], null, "now");
