@@ -36,7 +36,7 @@ public sealed class TurnProcessor(
         {
             try
             {
-                await RunAsync(request, delivery);
+                await RunAsync(request, delivery, retried: attempt > 0);
                 return;
             }
             catch (Exception e) when (DatabaseFailover.Is(e) && delivery.Fenced)
@@ -91,7 +91,7 @@ public sealed class TurnProcessor(
         }
     }
 
-    private async Task RunAsync(ChatRequested request, PartitionDelivery delivery)
+    private async Task RunAsync(ChatRequested request, PartitionDelivery delivery, bool retried)
     {
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
@@ -103,7 +103,7 @@ public sealed class TurnProcessor(
 
         if (session.AlreadyProcessed)
         {
-            await AckProcessedAsync(request, delivery);
+            await AckProcessedAsync(request, delivery, retried);
             return;
         }
 
@@ -177,14 +177,16 @@ public sealed class TurnProcessor(
         await delivery.AckAsync();
     }
 
-    private async Task AckProcessedAsync(ChatRequested request, PartitionDelivery delivery)
+    private async Task AckProcessedAsync(ChatRequested request, PartitionDelivery delivery, bool retried)
     {
         logger.LogInformation("Request {RequestId} of session {SessionId} already processed; acked without a new turn",
             request.RequestId, request.SessionId);
-        if (delivery.Redelivered && await turns.FindOutcomeAsync(request) is { } turn)
+        if ((delivery.Redelivered || retried) && await turns.FindOutcomeAsync(request) is { } turn)
         {
             // The broker redelivers only what was never acked: the worker may have died between the commit and
-            // publishing the outcome. Publish it again, with its original seq, so clients can drop a repeat.
+            // publishing the outcome. A retry here finds the same when the commit went through but its answer was lost
+            // (a PgBouncer restart between COMMIT and its reply) or the outcome's publish failed. Publish it again, with
+            // its original seq, so clients can drop a repeat.
             await events.FinalAsync(TurnFinalEvent.Of(turn));
         }
 
