@@ -279,8 +279,64 @@ public sealed class WorkersSystem : IAsyncDisposable
         lines.AddRange(_processes.SelectMany(w => w.Log.Where(l => l.Contains("warn:", StringComparison.Ordinal)
             || l.Contains("fail:", StringComparison.Ordinal) || l.Contains("crit:", StringComparison.Ordinal))
             .TakeLast(15).Select(l => $"{w.Id}: {l}")));
+        if (Environment.GetEnvironmentVariable("WORKERS_TEST_LOGS") is { Length: > 0 } directory)
+        {
+            lines.Add($"full logs and the broker's queues and channels: {await KeepForDiagnosisAsync(directory)}");
+        }
+
         return string.Join('\n', lines);
     }
+
+    /// <summary>With <c>WORKERS_TEST_LOGS=dir</c>, a stuck run leaves every process's whole log and the broker's view of
+    /// its queues (leader, consumers) and channels (unacked, prefetch) in a new folder of <paramref name="directory"/>.</summary>
+    private async Task<string> KeepForDiagnosisAsync(string directory)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(directory, $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Broker.Options.VirtualHost}")).FullName;
+        foreach (var process in _processes)
+        {
+            await File.WriteAllLinesAsync(Path.Combine(folder, $"{process.Id}.log"), process.Log);
+            await KeepDumpAsync(process, Path.Combine(folder, $"{process.Id}.dmp"));
+        }
+
+        var vhost = Uri.EscapeDataString(Broker.Options.VirtualHost);
+        foreach (var (name, path) in new[] { ("queues", $"queues/{vhost}"), ("channels", $"vhosts/{vhost}/channels"), ("connections", $"vhosts/{vhost}/connections") })
+        {
+            try
+            {
+                await File.WriteAllTextAsync(Path.Combine(folder, $"{name}.json"), await Services.Management.GetStringAsync(path));
+            }
+            catch (HttpRequestException e)
+            {
+                await File.WriteAllTextAsync(Path.Combine(folder, $"{name}.error"), e.Message);
+            }
+        }
+
+        return folder;
+    }
+
+    /// <summary>A memory dump of a stuck process, where <c>dotnet-dump</c> is installed (<c>dotnet tool install -g
+    /// dotnet-dump</c>): <c>dotnet-dump analyze FILE -c dumpasync</c> shows what each hung turn awaits.</summary>
+    private static async Task KeepDumpAsync(HostProcess process, string file)
+    {
+        var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-dump");
+        if (!File.Exists(tool) || !process.Running)
+        {
+            return;
+        }
+
+        using var stacks = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(tool, ["collect", "--type", "Heap", "-p", process.Pid.ToString(CultureInfo.InvariantCulture), "-o", file])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        })!;
+        var output = stacks.StandardOutput.ReadToEndAsync();
+        var errors = stacks.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await stacks.WaitForExitAsync(timeout.Token);
+        await File.WriteAllTextAsync(file + ".txt", await output + await errors);
+    }
+
+    /// <summary>How many lines of all the processes' logs contain <paramref name="text"/>.</summary>
+    public int CountLogLines(string text) => _processes.Sum(p => p.Log.Count(l => l.Contains(text, StringComparison.Ordinal)));
 
     /// <summary>The processes' log lines about the sessions an ordering report names, to explain a breach.</summary>
     public string LogOf(OrderingReport report)

@@ -36,6 +36,11 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan FailoverWindow { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Longest wait for the broker to confirm one reply event. A publish whose channel broke can wait forever
+    /// (RabbitMQ.Client 7.2 loses a confirmation that races the channel's shutdown); past this the turn is run again.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
 

@@ -1,39 +1,66 @@
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Workers.Contracts;
 using Workers.Worker.Memory;
+using Workers.Worker.Ordering;
 
 namespace Workers.Worker.Turns;
 
-/// <summary>Publishes reply events to <c>workers.chat-events</c>. Deltas are transient; the rest are durable.</summary>
-public sealed class TurnEvents(IBus bus)
+/// <summary>
+/// Publishes reply events to <c>workers.chat-events</c>. Deltas are transient; the rest are durable. Each publish waits
+/// at most <see cref="WorkerOptions.PublishTimeout"/> for the broker's confirmation, then throws
+/// <see cref="EventPublishTimeoutException"/>: a publish whose channel broke under it (a RabbitMQ node killed) could
+/// otherwise wait forever, and with it its turn, its session's lane and every request behind it.
+/// </summary>
+public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
 {
+    private readonly TimeSpan _timeout = options.Value.PublishTimeout;
+
     public Task StartedAsync(ChatRequested r, long seq, TurnMemory memory, CancellationToken cancellationToken) =>
-        bus.Publish(new TurnStarted
+        PublishAsync(new TurnStarted
         {
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, ContextTokens = memory.ContextTokens,
             SummarizedThroughTurn = memory.SummarizedThroughTurn, SummaryUpdated = memory.SummaryUpdated,
-        }, cancellationToken);
+        }, durable: true, cancellationToken);
 
     public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>
-        bus.Publish(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },
-            c => c.Durable = false, cancellationToken);
+        PublishAsync(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },
+            durable: false, cancellationToken);
 
     public Task ToolAsync(ChatRequested r, long seq, string tool, string status, CancellationToken cancellationToken) =>
-        bus.Publish(new ToolInvoked
+        PublishAsync(new ToolInvoked
         {
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status,
-        }, cancellationToken);
+        }, durable: true, cancellationToken);
 
-    /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.
-    /// Published as <see cref="object"/> so the bus takes its runtime type (Publish&lt;IReplyEvent&gt; would publish the interface).</summary>
-    public Task FinalAsync(IReplyEvent finalEvent) => bus.Publish((object)finalEvent, CancellationToken.None);
+    /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.</summary>
+    public Task FinalAsync(IReplyEvent finalEvent) => PublishAsync(finalEvent, durable: true, CancellationToken.None);
 
     public Task FailedAsync(ChatRequested r, long seq, string code, string message) =>
         FailedAsync(r.SessionId, r.RequestId, r.UserId, seq, code, message);
 
     public Task FailedAsync(Guid sessionId, Guid requestId, string userId, long seq, string code, string message) =>
-        bus.Publish(new TurnFailed
+        PublishAsync(new TurnFailed
         {
             SessionId = sessionId, RequestId = requestId, UserId = userId, Seq = seq, Code = code, Message = message,
-        }, CancellationToken.None);
+        }, durable: true, CancellationToken.None);
+
+    // Published as object so the bus takes the runtime type (Publish<IReplyEvent> would publish the interface).
+    private async Task PublishAsync(IReplyEvent replyEvent, bool durable, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_timeout);
+        try
+        {
+            await bus.Publish((object)replyEvent, c => c.Durable = durable, timeout.Token);
+        }
+        catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new EventPublishTimeoutException(replyEvent.GetType().Name, _timeout, e);
+        }
+    }
 }
+
+/// <summary>The broker did not confirm a reply event in time: the turn is run again (the inbox makes that safe).</summary>
+public sealed class EventPublishTimeoutException(string eventType, TimeSpan timeout, Exception inner)
+    : Exception($"{eventType} not confirmed by the broker within {timeout.TotalSeconds:0.#} s", inner);

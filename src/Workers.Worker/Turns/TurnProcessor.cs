@@ -59,6 +59,23 @@ public sealed class TurnProcessor(
                     request.RequestId, request.SessionId, DatabaseFailover.Describe(e), attempt + 1);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 100 * Math.Pow(2, Math.Min(attempt, 5)))));
             }
+            catch (EventPublishTimeoutException e) when (attempt < _worker.TransientRetries && !delivery.Fenced)
+            {
+                // The bus has a new channel by now; the turn runs again, its events with new seqs (clients drop repeats),
+                // or, if the commit went through, its final event is published again.
+                logger.LogWarning("Turn {RequestId} of session {SessionId}: {Error}, retry {Attempt}",
+                    request.RequestId, request.SessionId, e.Message, attempt + 1);
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt)));
+            }
+            catch (EventPublishTimeoutException e)
+            {
+                // Still no broker to publish to: not the request's fault, so it is not refused. Left unacked, it returns
+                // (with everything behind it, in order) when the partition is taken again on a new connection.
+                logger.LogError("Turn {RequestId} of session {SessionId}: {Error} after {Attempts} attempts; giving partition {Partition} up",
+                    request.RequestId, request.SessionId, e.Message, attempt + 1, delivery.Lease.Partition);
+                delivery.GiveUpPartition();
+                return;
+            }
             catch (Exception e) when (IsTransient(e) && attempt < _worker.TransientRetries)
             {
                 logger.LogWarning("Turn {RequestId} of session {SessionId}: transient failure ({Error}), retry {Attempt}",
