@@ -22,7 +22,7 @@
 
 HA="$DATA/ha"
 HA_CONFIG="$HA/config.env"
-HA_FAULTS="rabbit-leader rabbit-restart pg-primary pg-restart pgbouncer"
+HA_FAULTS="rabbit-leader rabbit-restart rabbit-block rabbit-unblock pg-primary pg-restart pgbouncer"
 
 ha_ports() {
     local base="${HA_BASE:-${WORKERS_HA_PORT_BASE:-26100}}"
@@ -699,6 +699,14 @@ cmd_ha_fault() {
             echo "killed rabbitmq n$n" ;;
         rabbit-restart)
             for n in 1 2 3; do rnode_pid "$n" >/dev/null || { rnode_start "$n"; rnode_wait_ready "$n"; echo "started rabbitmq n$n"; }; done ;;
+        rabbit-block)
+            # A memory alarm on every node: the cluster blocks every publishing connection and confirms nothing, as
+            # when a node runs out of memory or disk. Consumers go on.
+            for n in 1 2 3; do rnode_pid "$n" >/dev/null && hrmq "$n" rabbitmqctl -q set_vm_memory_high_watermark 0 >/dev/null; done
+            echo "rabbitmq n1-n3 block publishers (memory alarm)" ;;
+        rabbit-unblock)
+            for n in 1 2 3; do rnode_pid "$n" >/dev/null && hrmq "$n" rabbitmqctl -q set_vm_memory_high_watermark 0.4 >/dev/null; done
+            echo "rabbitmq n1-n3 accept publishers again" ;;
         pg-primary)
             # A second kill before the first failover settled takes the formation below its quorum: refuse it.
             local state

@@ -14,4 +14,10 @@ public static class ChatLimits
 
     /// <summary>The sampling temperature a session may ask for: 0 to this (a deployment may allow less).</summary>
     public const double MaxTemperature = 2.0;
+
+    /// <summary>Whether <paramref name="name"/> can name a model: a letter or digit, then up to 63 letters, digits,
+    /// <c>.</c>, <c>_</c> or <c>-</c> (ASCII). Whether a deployment has such a model is the worker's to say.</summary>
+    public static bool IsModelName(string? name) =>
+        name is { Length: >= 1 and <= 64 } && char.IsAsciiLetterOrDigit(name[0])
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 }

@@ -29,4 +29,9 @@ public sealed record ChatRequested
     /// <summary>Optional: sets the session's sampling temperature (kept), 0 to 2; the deployment may cap it lower.
     /// Absent: unchanged.</summary>
     public double? Temperature { get; init; }
+
+    /// <summary>Optional: sets the session's model (kept) to one the deployment configures, by name: a letter or digit,
+    /// then up to 63 letters, digits, <c>.</c>, <c>_</c> or <c>-</c>; an empty string goes back to the default model. A
+    /// name the workers do not know fails the turn with <c>invalid_request</c>. Absent: unchanged.</summary>
+    public string? Model { get; init; }
 }

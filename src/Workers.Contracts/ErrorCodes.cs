@@ -33,4 +33,8 @@ public static class ErrorCodes
     /// <summary>The user's token or cost budget (per day or per month) would be passed by this turn; the model was
     /// not called.</summary>
     public const string QuotaExceeded = "quota_exceeded";
+
+    /// <summary>The broker did not confirm the message in time (a node failing over): it may or may not have been
+    /// queued. Send it again with the same request id; it runs once.</summary>
+    public const string Unavailable = "unavailable";
 }

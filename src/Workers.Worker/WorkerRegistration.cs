@@ -1,7 +1,4 @@
-using System.ClientModel;
-using System.ClientModel.Primitives;
 using MassTransit;
-using OpenAI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Workers.Contracts;
@@ -56,7 +53,6 @@ public static class WorkerRegistration
         services.AddSingleton<ActiveTurns>();
         services.AddSingleton<TurnEvents>();
         services.AddSingleton<TurnStore>();
-        services.AddSingleton<ConversationMemory>();
         services.AddCheckedOptions<UsageOptions>(UsageOptions.SectionName);
         services.AddSingleton<TurnBudget>();
         services.AddSingleton<ModelCall>();
@@ -83,6 +79,7 @@ public static class WorkerRegistration
     private static void AddChatModel(this IServiceCollection services, ConfigurationManager configuration)
     {
         var options = configuration.GetSection(ModelOptions.SectionName).Get<ModelOptions>() ?? new ModelOptions();
+        services.AddSingleton<ChatModels>();
         if (options.Provider != "OpenAI")
         {
             services.AddSingleton<IChatCompletionService, OfflineChatModel>();
@@ -95,20 +92,7 @@ public static class WorkerRegistration
             throw new InvalidConfigurationException("Llm:OpenAI:Model is missing (Llm:Provider is OpenAI)");
         }
 
-        if (!Uri.TryCreate(openAi.BaseUrl, UriKind.Absolute, out var endpoint))
-        {
-            throw new InvalidConfigurationException("Llm:OpenAI:BaseUrl must be an absolute URL (Llm:Provider is OpenAI)");
-        }
-
-        // Our own client, so the endpoint can be any OpenAI-compatible server and retries are bounded and configured:
-        // the pipeline retries timeouts, 429 and 5xx with exponential backoff and honours Retry-After.
-        var client = new OpenAIClient(new ApiKeyCredential(string.IsNullOrEmpty(openAi.ApiKey) ? "none" : openAi.ApiKey),
-            new OpenAIClientOptions
-            {
-                Endpoint = endpoint,
-                RetryPolicy = new ClientRetryPolicy(openAi.Retries),
-                NetworkTimeout = openAi.Timeout,
-            });
+        var client = ChatModels.Client(openAi, "Llm:OpenAI");
         services.AddOpenAIChatCompletion(openAi.Model, client);
     }
 }

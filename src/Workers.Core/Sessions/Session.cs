@@ -18,4 +18,7 @@ public sealed class Session
 
     /// <summary>The session's sampling temperature; null: the deployment's.</summary>
     [Column("temperature")] public float? Temperature { get; set; }
+
+    /// <summary>The name of the session's model; null: the deployment's default.</summary>
+    [Column("model")] public string? Model { get; set; }
 }

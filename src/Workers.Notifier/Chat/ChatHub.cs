@@ -24,6 +24,11 @@ public sealed class ChatHub(
     public Task<SessionSummary> ConfigureSession(string sessionId, string? systemPrompt, double? temperature) =>
         sessions.UpdateAsync(UserId, SessionIds.Parse(sessionId), null, Context.ConnectionAborted, systemPrompt, temperature);
 
+    /// <summary>Sets a session's model by name ('' or null for the deployment's default). A name the workers do not have
+    /// fails the session's next turn with <c>invalid_request</c>, naming the ones there are.</summary>
+    public Task<SessionSummary> ChooseModel(string sessionId, string? model) =>
+        sessions.UpdateAsync(UserId, SessionIds.Parse(sessionId), null, Context.ConnectionAborted, model: model ?? "");
+
     public Task<IReadOnlyList<SessionSummary>> ListSessions() => sessions.ListAsync(UserId, Context.ConnectionAborted);
 
     /// <summary>Returns every event after <paramref name="afterSeq"/>; live events follow through <c>event</c>.</summary>

@@ -14,8 +14,17 @@ public sealed class PageOptions : IValidatableObject
     /// <summary>Base URLs (<c>https://chat-1.example.com</c>); empty: the page's own notifier only.</summary>
     public string[] NotifierUrls { get; set; } = [];
 
+    /// <summary>Model names a chat's settings offer (the workers' <c>Llm:Models</c> names); a user may type another,
+    /// and a name the workers lack fails that chat's next turn with <c>invalid_request</c>.</summary>
+    public string[] Models { get; set; } = [];
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        foreach (var model in Models.Where(m => !Workers.Contracts.ChatLimits.IsModelName(m)))
+        {
+            yield return new ValidationResult($"'{model}' is not a model name", [nameof(Models)]);
+        }
+
         foreach (var url in NotifierUrls)
         {
             if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp)

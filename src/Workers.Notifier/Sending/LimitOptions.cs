@@ -29,6 +29,11 @@ public sealed class LimitOptions
     [Range(1024, 64 * 1024 * 1024)]
     public int MaxReplayChars { get; set; } = 1024 * 1024;
 
+    /// <summary>Longest wait for the broker to confirm a user's message; past it the call fails with <c>unavailable</c>
+    /// (send again with the same request id) instead of waiting on a confirmation a broken channel lost.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Origins a browser may open the hub from; empty means the notifier's own origin only.</summary>
     public string[] AllowedOrigins { get; set; } = [];
 }

@@ -64,7 +64,7 @@ public sealed class MessageSender(
         span?.SetTag(WorkersTelemetry.RequestIdTag, request.RequestId);
         try
         {
-            await bus.Publish(request, cancellationToken);
+            await PublishAsync(request, sessionId, request.RequestId, durable: true, cancellationToken);
         }
         catch
         {
@@ -79,8 +79,28 @@ public sealed class MessageSender(
     public async Task CancelAsync(string userId, Guid sessionId, Guid requestId, CancellationToken cancellationToken)
     {
         await sessions.GetAsync(userId, sessionId, cancellationToken);
-        await bus.Publish(new CancelTurn { SessionId = sessionId, RequestId = requestId, UserId = userId }, c => c.Durable = false,
-            cancellationToken);
+        await PublishAsync(new CancelTurn { SessionId = sessionId, RequestId = requestId, UserId = userId }, sessionId, requestId,
+            durable: false, cancellationToken);
+    }
+
+    // Bounded: RabbitMQ.Client 7.2.2 can lose the confirmation of a publish racing its channel's shutdown (a broker node
+    // killed), and the caller would wait for it forever.
+    private async Task PublishAsync<T>(T message, Guid sessionId, Guid requestId, bool durable, CancellationToken cancellationToken)
+        where T : class
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Value.PublishTimeout);
+        try
+        {
+            await bus.Publish(message, c => c.Durable = durable, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("{Type} {RequestId} of session {SessionId} not confirmed by the broker within {Timeout}",
+                typeof(T).Name, requestId, sessionId, options.Value.PublishTimeout);
+            throw new ChatErrorException(ErrorCodes.Unavailable,
+                $"the broker did not confirm this within {options.Value.PublishTimeout.TotalSeconds:0.#} s; send it again with the same requestId ({requestId}): it runs once");
+        }
     }
 
     public void Dispose() => _rate.Dispose();

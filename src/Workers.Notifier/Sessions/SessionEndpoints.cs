@@ -27,7 +27,8 @@ public static class SessionEndpoints
 
         api.MapPost("/", async (SessionBody? body, HttpContext http, SessionLifecycle sessions) =>
         {
-            var session = await sessions.CreateAsync(http.User.UserId(), body?.Title, http.RequestAborted, body?.SystemPrompt, body?.Temperature);
+            var session = await sessions.CreateAsync(http.User.UserId(), body?.Title, http.RequestAborted, body?.SystemPrompt, body?.Temperature,
+                body?.Model);
             return Results.Created($"/api/sessions/{session.Id}", session);
         });
         api.MapGet("/", (HttpContext http, SessionLifecycle sessions) => sessions.ListAsync(http.User.UserId(), http.RequestAborted));
@@ -43,7 +44,8 @@ public static class SessionEndpoints
             });
         });
         api.MapPatch("/{id}", (string id, SessionBody body, HttpContext http, SessionLifecycle sessions) =>
-            sessions.UpdateAsync(http.User.UserId(), SessionIds.Parse(id), body.Title, http.RequestAborted, body.SystemPrompt, body.Temperature));
+            sessions.UpdateAsync(http.User.UserId(), SessionIds.Parse(id), body.Title, http.RequestAborted, body.SystemPrompt, body.Temperature,
+                body.Model));
         api.MapDelete("/{id}", async (string id, HttpContext http, SessionLifecycle sessions) =>
         {
             await sessions.DeleteAsync(http.User.UserId(), SessionIds.Parse(id), http.RequestAborted);
@@ -110,12 +112,13 @@ public static class SessionEndpoints
             ErrorCodes.SessionNotFound => StatusCodes.Status404NotFound,
             ErrorCodes.TooLarge => StatusCodes.Status413PayloadTooLarge,
             ErrorCodes.RateLimited => StatusCodes.Status429TooManyRequests,
+            ErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
             ErrorCodes.SessionBusy => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status400BadRequest,
         }, title: code, extensions: new Dictionary<string, object?> { ["code"] = code });
 
     /// <summary>A session's fields a client sets; absent (null) ones are left as they are.</summary>
-    public sealed record SessionBody(string? Title, string? SystemPrompt, double? Temperature);
+    public sealed record SessionBody(string? Title, string? SystemPrompt, double? Temperature, string? Model = null);
 
     public sealed record MessageBody(string? Text, string? RequestId);
 

@@ -21,7 +21,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
     public static readonly TimeSpan FailoverWindow = TimeSpan.FromSeconds(45);
 
     public Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken,
-        string? systemPrompt = null, double? temperature = null)
+        string? systemPrompt = null, double? temperature = null, string? model = null)
     {
         var session = new Session
         {
@@ -32,6 +32,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             LastActiveAt = DateTimeOffset.UtcNow,
             SystemPrompt = CheckPrompt(systemPrompt),
             Temperature = CheckTemperature(temperature),
+            Model = CheckModel(model),
         };
         return InTransactionAsync(userId, session.Id, async (scope, db, attempt) =>
         {
@@ -148,8 +149,9 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
     /// <summary>Changes what is given: the title, the system prompt ('' goes back to the deployment's) and the
     /// temperature; null leaves a field as it is.</summary>
     public Task<SessionSummary> UpdateAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken,
-        string? systemPrompt = null, double? temperature = null)
+        string? systemPrompt = null, double? temperature = null, string? model = null)
     {
+        var checkedModel = CheckModel(model);
         var checkedTitle = title is null ? null : CheckTitle(title);
         var checkedPrompt = CheckPrompt(systemPrompt);
         var checkedTemperature = CheckTemperature(temperature);
@@ -160,6 +162,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             session.Title = checkedTitle ?? session.Title;
             session.SystemPrompt = systemPrompt is null ? session.SystemPrompt : checkedPrompt;
             session.Temperature = checkedTemperature ?? session.Temperature;
+            session.Model = model is null ? session.Model : checkedModel;
             await db.SaveChangesAsync(cancellationToken);
             await scope.CommitAsync(cancellationToken);
             return SessionSummary.Of(session);
@@ -214,6 +217,13 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
         prompt is { Length: > ChatLimits.MaxSystemPromptLength }
             ? throw new ChatErrorException(ErrorCodes.TooLarge, $"systemPrompt is longer than {ChatLimits.MaxSystemPromptLength} characters")
             : string.IsNullOrWhiteSpace(prompt) ? null : prompt;
+
+    // '' means "the deployment's default model": stored as null. Whether the workers have it is theirs to say.
+    private static string? CheckModel(string? model) =>
+        string.IsNullOrEmpty(model) ? null
+        : ChatLimits.IsModelName(model) ? model
+        : throw new ChatErrorException(ErrorCodes.InvalidRequest,
+            "model must be a model's name: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'");
 
     private static float? CheckTemperature(double? temperature) =>
         temperature is null ? null

@@ -33,6 +33,8 @@
     settings: $('session-settings'),
     settingsPrompt: $('settings-prompt'),
     settingsTemperature: $('settings-temperature'),
+    settingsModel: $('settings-model'),
+    modelNames: $('model-names'),
     settingsSave: $('settings-save'),
     remove: $('delete-session'),
     messages: $('messages'),
@@ -56,6 +58,7 @@
     notifiers: [location.origin],
     notifier: 0,
     failovers: 0, // moves since the last successful connection: the wait before the next one grows with it
+    unconfirmed: null, // { sessionId, text, requestId } of a message the broker did not confirm
   };
 
   /** The base URL of the notifier in use (REST and hub). */
@@ -66,7 +69,12 @@
   async function loadNotifiers() {
     try {
       const response = await fetch('/page-config.json', { headers: { Accept: 'application/json' } });
-      const listed = response.ok ? (await response.json()).notifiers : null;
+      const config = response.ok ? await response.json() : {};
+      const listed = config.notifiers;
+      // The models a chat may choose, offered in its settings (one can still be typed).
+      if (Array.isArray(config.models)) {
+        ui.modelNames.replaceChildren(...config.models.map((name) => Object.assign(document.createElement('option'), { value: String(name) })));
+      }
       if (Array.isArray(listed) && listed.length > 0) {
         const urls = listed.map((u) => String(u).replace(/\/+$/, ''));
         // This page's own notifier first when it is listed; the others in their order.
@@ -432,7 +440,7 @@
     }
   }
 
-  /** The open chat's own system prompt ('' = the deployment's) and temperature (empty = unchanged). */
+  /** The open chat's own system prompt ('' = the deployment's), temperature (empty = unchanged) and model ('' = the default). */
   async function saveSettings() {
     const id = state.currentId;
     if (!id) return;
@@ -440,11 +448,13 @@
     const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, {
       systemPrompt: ui.settingsPrompt.value,
       temperature: temperature === '' ? null : Number(temperature),
+      model: ui.settingsModel.value.trim(),
     });
     const session = state.sessions.get(key(id));
     if (session && updated) {
       session.systemPrompt = updated.systemPrompt;
       session.temperature = updated.temperature;
+      session.model = updated.model;
     }
     ui.settings.open = false;
   }
@@ -576,6 +586,7 @@
     if (session) {
       ui.settingsPrompt.value = session.systemPrompt || '';
       ui.settingsTemperature.value = session.temperature == null ? '' : String(session.temperature);
+      ui.settingsModel.value = session.model || '';
     }
     ui.messages.replaceChildren(...(view ? [view.thread] : []));
     updateComposer();
@@ -895,7 +906,11 @@
     clearError();
     const session = state.sessions.get(view.id);
     const firstMessage = session && !(Number(session.turns) > 0) && view.turns.size === 0;
-    const requestId = uuid();
+    // A message the broker did not confirm ('unavailable') may still have been queued: sent again unchanged, it keeps
+    // its request id, so it runs once.
+    const again = state.unconfirmed;
+    const requestId = again && again.sessionId === view.id && again.text === text ? again.requestId : uuid();
+    state.unconfirmed = null;
     const turn = ensureTurn(view, requestId, text);
     ui.input.value = '';
     autosize();
@@ -908,6 +923,7 @@
       turn.bubble.remove();
       view.turns.delete(key(requestId));
       if (!ui.input.value) ui.input.value = text;
+      if (String((error && error.message) || error).includes('unavailable:')) state.unconfirmed = { sessionId: view.id, text, requestId };
       autosize();
       updateComposer();
       showError(error);

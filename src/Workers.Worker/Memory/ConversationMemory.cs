@@ -14,14 +14,21 @@ namespace Workers.Worker.Memory;
 /// <see cref="ModelOptions.SummarizeToPercent"/>, so the next folds are many turns away. The new summary is stored with
 /// the turn's commit, in the session's lane: computed once, never by two turns at a time.
 /// </summary>
-public sealed class ConversationMemory(IChatCompletionService model, IOptions<ModelOptions> options)
+public sealed class ConversationMemory(IChatCompletionService model, ContextLimits limits, ModelOptions options)
 {
+    /// <summary>The memory of the default model.</summary>
+    public ConversationMemory(IChatCompletionService model, IOptions<ModelOptions> options)
+        : this(model, (options ?? throw new ArgumentNullException(nameof(options))).Value.Limits, options.Value)
+    {
+    }
+
     /// <summary>The system message of a summarisation call (the offline model recognises it).</summary>
     public const string Instructions =
         "Summarise the conversation below for the assistant's own memory. Keep every fact, name, number, decision and " +
         "open question, and what the user asked first; drop pleasantries. Write plain sentences or a list, no preamble.";
 
-    private readonly ModelOptions _options = Warm(options.Value);
+    private readonly ModelOptions _options = options;
+    private readonly ContextLimits _limits = Warm(limits);
 
     /// <summary>Decides, from token counts only (no model call), what this turn sends and whether it folds turns.</summary>
     /// <param name="turns">The session's turns after the stored summary, oldest first.</param>
@@ -31,7 +38,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     public MemoryPlan Plan(IReadOnlyList<HistoryTurn> turns, SessionMemory? memory, string message, string? systemPrompt = null)
     {
         ArgumentNullException.ThrowIfNull(turns);
-        var limits = _options.Limits;
+        var limits = _limits;
         var sizes = turns.Select(t => t.Tokens ?? TokenCount.Turn(limits.Encoding, t.User, t.Reply)).ToList();
         var fixedPart = TokenCount.PerRequest + TokenCount.Message(limits.Encoding, systemPrompt ?? _options.SystemPrompt)
             + TokenCount.Message(limits.Encoding, message);
@@ -83,7 +90,7 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
         summary = Workers.Core.Sessions.TextCut.Prefix(summary, plan.SummaryBudget * 8);
 
         var usage = ModelUsage.From(reply.Metadata);
-        var encoding = _options.Limits.Encoding;
+        var encoding = _limits.Encoding;
         return (new SessionMemory(plan.Fold[^1].TurnNo, summary, TokenCount.Message(encoding, SummarySection(plan.Fold[^1].TurnNo, summary))),
             usage?.Prompt ?? TokenCount.Of(encoding, transcript.ToString()), usage?.Cached ?? 0, usage?.Completion ?? TokenCount.Of(encoding, summary));
     }
@@ -108,10 +115,10 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     }
 
     /// <summary>Tokens of a committed turn, stored with it so later turns need not count it again.</summary>
-    public int CountTurn(string user, string reply) => TokenCount.Turn(_options.Limits.Encoding, user, reply);
+    public int CountTurn(string user, string reply) => TokenCount.Turn(_limits.Encoding, user, reply);
 
     /// <summary>How long a summary may be: a tenth of the window.</summary>
-    private int SummaryBudget => _options.Limits.ContextWindow / 10;
+    private int SummaryBudget => _limits.ContextWindow / 10;
 
     public static string SummarySection(long throughTurn, string summary) =>
         $"Summary of this conversation's turns 1 to {throughTurn} (older than the messages below):\n{summary}";
@@ -119,10 +126,10 @@ public sealed class ConversationMemory(IChatCompletionService model, IOptions<Mo
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     // The vocabulary loads here, as the worker starts (about 200 ms), not in its first turns while they stream.
-    private static ModelOptions Warm(ModelOptions options)
+    private static ContextLimits Warm(ContextLimits limits)
     {
-        TokenCount.Of(options.Limits.Encoding, "");
-        return options;
+        TokenCount.Of(limits.Encoding, "");
+        return limits;
     }
 }
 

@@ -43,30 +43,71 @@ public sealed class ModelOptions : IValidatableObject
 
     public OpenAIModelOptions OpenAI { get; set; } = new();
 
-    /// <summary>The limits of the provider in use.</summary>
+    /// <summary>More models a session may choose by name (<c>Llm:Models:NAME:BaseUrl</c>, <c>:Model</c>, <c>:ApiKey</c>,
+    /// limits and prices as for <c>Llm:OpenAI</c>): OpenAI-compatible endpoints such as OpenAI, Azure OpenAI, Ollama or
+    /// vLLM. A session without a model uses the default one (<see cref="Provider"/>).</summary>
+    public Dictionary<string, OpenAIModelOptions> Models { get; set; } = [];
+
+    /// <summary>The limits of the default model.</summary>
     public ContextLimits Limits => Provider == "OpenAI" ? OpenAI : Offline;
+
+    /// <summary>The largest context window of all the models: how much history one turn may need to read.</summary>
+    public int LargestContextWindow => Models.Values.Select(m => m.ContextWindow).Append(Limits.ContextWindow).Max();
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        var section = Provider;
-        if (Limits.ContextWindow < 256)
+        foreach (var error in Check(Limits, Provider))
         {
-            yield return new ValidationResult("must be at least 256 tokens", [$"{section}:ContextWindow"]);
-        }
-        else if (Limits.OutputReserve < 1 || Limits.OutputReserve > Limits.ContextWindow / 2)
-        {
-            yield return new ValidationResult($"must be between 1 and half the context window ({Limits.ContextWindow / 2})",
-                [$"{section}:OutputReserve"]);
+            yield return error;
         }
 
-        if (Limits.Encoding is not ("o200k_base" or "cl100k_base"))
+        foreach (var (name, model) in Models)
         {
-            yield return new ValidationResult("must be 'o200k_base' or 'cl100k_base'", [$"{section}:Encoding"]);
+            var section = $"Models:{name}";
+            if (!Workers.Contracts.ChatLimits.IsModelName(name) || name == ChatModels.DefaultName)
+            {
+                yield return new ValidationResult(
+                    $"'{name}' cannot name a model: a letter or digit, then up to 63 letters, digits, '.', '_' or '-', and not '{ChatModels.DefaultName}'",
+                    [section]);
+            }
+
+            if (string.IsNullOrWhiteSpace(model.Model))
+            {
+                yield return new ValidationResult("is missing", [$"{section}:Model"]);
+            }
+
+            if (!Uri.TryCreate(model.BaseUrl, UriKind.Absolute, out _))
+            {
+                yield return new ValidationResult("must be an absolute URL", [$"{section}:BaseUrl"]);
+            }
+
+            foreach (var error in Check(model, section))
+            {
+                yield return error;
+            }
         }
 
         if (SummarizeToPercent >= SummarizeAtPercent)
         {
             yield return new ValidationResult($"must be below SummarizeAtPercent ({SummarizeAtPercent})", [nameof(SummarizeToPercent)]);
+        }
+    }
+
+    private static IEnumerable<ValidationResult> Check(ContextLimits limits, string section)
+    {
+        if (limits.ContextWindow < 256)
+        {
+            yield return new ValidationResult("must be at least 256 tokens", [$"{section}:ContextWindow"]);
+        }
+        else if (limits.OutputReserve < 1 || limits.OutputReserve > limits.ContextWindow / 2)
+        {
+            yield return new ValidationResult($"must be between 1 and half the context window ({limits.ContextWindow / 2})",
+                [$"{section}:OutputReserve"]);
+        }
+
+        if (limits.Encoding is not ("o200k_base" or "cl100k_base"))
+        {
+            yield return new ValidationResult("must be 'o200k_base' or 'cl100k_base'", [$"{section}:Encoding"]);
         }
     }
 }

@@ -18,8 +18,8 @@ namespace Workers.Worker.Turns;
 /// The model's side of a turn: a kernel with this turn's tools, the streaming call under its timeout, reply events as
 /// the text arrives, and the usage the provider reports. The one place where a tool is registered.
 /// </summary>
-public sealed class ModelCall(SessionStore store, IChatCompletionService model, ConversationMemory memory, TurnBudget budget,
-    IOptions<ModelOptions> options, ILogger<ModelCall> logger)
+public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget budget, IOptions<ModelOptions> options,
+    ILogger<ModelCall> logger)
 {
     private readonly ModelOptions _options = options.Value;
 
@@ -40,7 +40,9 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
         SessionMemory? written = null;
         var estimatedPrompt = 0;
         double firstTokenMs = 0;
-        var (provider, modelName) = _options.Provider == "OpenAI" ? ("openai", _options.OpenAI.Model ?? "") : ("offline", "offline");
+        // The session's model; one this deployment does not have refuses the turn before anything is spent.
+        var chosen = models.Resolve(session.Settings.Model);
+        var (memory, limits, provider, modelName) = (chosen.Memory, chosen.Limits, chosen.Provider, chosen.ModelId);
         using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
         span?.SetTag("gen_ai.operation.name", "chat");
         span?.SetTag("gen_ai.provider.name", provider);
@@ -54,8 +56,8 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 // The most this turn may spend: the prompt, a fold's call (the folded turns and the summary) and a reply
                 // of the whole reserve. Refused here, the model is never called.
                 var promptMost = plan.PromptTokens + (plan.Fold.Count == 0 ? 0 : plan.FoldTokens + (2 * plan.SummaryBudget));
-                await budget.ReserveAsync(request, promptMost + _options.Limits.OutputReserve,
-                    _options.Limits.CostMicros(promptMost, 0, _options.Limits.OutputReserve));
+                await budget.ReserveAsync(request, promptMost + limits.OutputReserve,
+                    limits.CostMicros(promptMost, 0, limits.OutputReserve));
             }
 
             await reply.StartedAsync(new TurnMemory(plan.PromptTokens, plan.Fold.Count > 0 ? plan.Fold[^1].TurnNo : session.Memory?.ThroughTurn,
@@ -91,11 +93,11 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
             {
                 FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(),
                 // The reply may take the reserve and no more: what a budget reserved for it is then an upper bound.
-                MaxTokens = _options.Limits.OutputReserve,
+                MaxTokens = limits.OutputReserve,
                 // The session's choice, within what the deployment allows.
                 Temperature = session.Settings.Temperature is { } temperature ? Math.Min(temperature, _options.MaxTemperature) : null,
             };
-            await foreach (var chunk in model.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply), timeout.Token))
+            await foreach (var chunk in chosen.Service.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply), timeout.Token))
             {
                 if (firstTokenMs == 0 && !string.IsNullOrEmpty(chunk.Content))
                 {
@@ -138,7 +140,7 @@ public sealed class ModelCall(SessionStore store, IChatCompletionService model, 
                 completion = (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion;
             var result = new ModelCallResult(status, errorCode, prompt, completion, firstTokenMs,
                 memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null,
-                new TurnUsage(provider, modelName, cached, _options.Limits.CostMicros(prompt, cached, completion)));
+                new TurnUsage(provider, modelName, cached, limits.CostMicros(prompt, cached, completion)));
             span?.SetTag("gen_ai.usage.input_tokens", result.PromptTokens);
             span?.SetTag("gen_ai.usage.output_tokens", result.CompletionTokens);
             if (errorCode is not null && status == TurnStatus.Failed)

@@ -148,7 +148,17 @@ public static class RequestParser
             }
         }
 
-        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError;
+        string? model = null, modelError = null;
+        if (json.TryGetProperty("model", out var m) && m.ValueKind != JsonValueKind.Null)
+        {
+            model = ReadString(json, "model", out modelError);
+            if (modelError is null && model is { Length: > 0 } && !ChatLimits.IsModelName(model))
+            {
+                modelError = "model must be a model's name: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'";
+            }
+        }
+
+        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError ?? modelError;
         var code = ErrorCodes.InvalidRequest;
         if (failure is null && text!.Length == 0)
         {
@@ -178,6 +188,7 @@ public static class RequestParser
             SentAt = sentAt,
             SystemPrompt = systemPrompt,
             Temperature = temperature,
+            Model = model,
         });
     }
 

@@ -20,6 +20,7 @@ public sealed class TurnProcessor(
     ModelCall modelCall,
     TurnEvents events,
     ActiveTurns activeTurns,
+    ChatModels models,
     IOptions<ModelOptions> modelOptions,
     IOptions<WorkerOptions> workerOptions,
     WorkerMetrics metrics,
@@ -112,6 +113,12 @@ public sealed class TurnProcessor(
     {
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
+        if (!string.IsNullOrEmpty(request.Model))
+        {
+            // A model this deployment lacks is refused before it is stored: the session keeps the one it had.
+            models.Resolve(request.Model);
+        }
+
         TurnStart session;
         using (WorkersTelemetry.Source.StartActivity("load session"))
         {

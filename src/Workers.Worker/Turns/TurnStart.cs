@@ -17,4 +17,5 @@ public sealed record TurnStart(
 /// <summary>What a session sets for its own turns; null: the deployment's.</summary>
 /// <param name="SystemPrompt">The system prompt.</param>
 /// <param name="Temperature">The sampling temperature.</param>
-public sealed record SessionSettings(string? SystemPrompt, float? Temperature);
+/// <param name="Model">The name of the model (<see cref="Workers.Worker.Model.ChatModels"/>).</param>
+public sealed record SessionSettings(string? SystemPrompt, float? Temperature, string? Model = null);

@@ -19,7 +19,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
     internal const long SeqBlock = 1 << 20;
     // A bound on one load, never a cut: a turn is at least 8 tokens (two messages' framing), so window / 8 rows are more
     // than the window holds, and the memory folds turns into the summary before that many pile up after it.
-    private readonly int _historyRows = Math.Max(200, (model.Value.Limits.ContextWindow / (2 * TokenCount.PerMessage)) + 1);
+    private readonly int _historyRows = Math.Max(200, (model.Value.LargestContextWindow / (2 * TokenCount.PerMessage)) + 1);
 
     /// <inheritdoc cref="SessionStore.ForgetConnections"/>
     public void ForgetConnections() => store.ForgetConnections();
@@ -45,7 +45,8 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
 
             var turnSeq = reader.GetInt64(0);
             var firstSeq = reader.GetInt64(1) + 1;
-            var settings = new SessionSettings(reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetFloat(3));
+            var settings = new SessionSettings(reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetFloat(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4));
             await reader.NextResultAsync();
             await reader.ReadAsync();
             var alreadyProcessed = reader.GetString(0) != TurnStatus.Started;
@@ -154,16 +155,17 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             request.SessionId, request.UserId);
 
     // Only the event counter here (not indexed, so the row update stays HOT); activity is stamped at commit.
-    // Also the settings a request carries (kept for the session's later turns; '' resets the prompt), returned with the
+    // Also the settings a request carries (kept for the session's later turns; '' resets the prompt and the model), returned with the
     // counters: none of these columns is indexed, so the row update stays HOT.
     private static void ReserveEventSeqsAndApplySettings(RlsBatch batch, ChatRequested request) =>
         batch.Add(
             """
             UPDATE workers.sessions SET event_seq = event_seq + $2,
                 system_prompt = CASE WHEN $3::text IS NULL THEN system_prompt ELSE NULLIF($3::text, '') END,
-                temperature = coalesce($4::real, temperature)
-            WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature
-            """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null);
+                temperature = coalesce($4::real, temperature),
+                model = CASE WHEN $5::text IS NULL THEN model ELSE NULLIF($5::text, '') END
+            WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature, model
+            """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null, request.Model);
 
     private static void RecordAttempt(RlsBatch batch, ChatRequested request) =>
         batch.Add(

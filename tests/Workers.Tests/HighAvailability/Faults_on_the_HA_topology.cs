@@ -37,6 +37,69 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
     [Fact]
     public Task Restarting_PgBouncer_loses_no_request_and_keeps_order() => UnderFaultAsync("pgbouncer", null);
 
+    /// <summary>While the cluster confirms nothing (a memory alarm blocks every publisher), nobody waits for ever: a
+    /// browser's message is answered <c>unavailable</c> within the notifier's publish timeout, a worker whose reply
+    /// events go unconfirmed runs its turn again; once the broker is back, the message sent again with the same request
+    /// id runs once, and the turn caught in the block completes.</summary>
+    [Fact]
+    public async Task A_broker_that_confirms_nothing_fails_a_send_fast_and_the_same_request_sent_again_runs_once()
+    {
+        var services = ha.Require();
+        await using var pool = await WorkersSystem.CreateAsync(services, settings: new Dictionary<string, string>
+        {
+            ["Limits__PublishTimeout"] = "00:00:02", ["Workers__PublishTimeout"] = "00:00:02",
+            // About 20 s of streaming, so the block lands in the middle of it.
+            ["Llm__Offline__Tokens"] = "400", ["Llm__Offline__TokenDelay"] = "00:00:00.050",
+        });
+        await pool.StartWorkerAsync();
+        var notifier = await pool.StartNotifierAsync();
+        using var http = notifier.Http("ha-browser");
+        http.Timeout = TimeSpan.FromSeconds(60);
+        var created = await http.PostAsJsonAsync("/api/sessions", new { title = "blocked" });
+        var session = (await created.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("id").GetGuid();
+        // A turn streaming when the block starts: its deltas cannot be confirmed.
+        var streaming = Broker.Request(session, "ha-browser", "a long answer please");
+        await pool.Broker.PublishAsync(streaming);
+        await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == streaming.RequestId && x.Type == "ReplyDelta"), TimeSpan.FromSeconds(30),
+            "the first delta");
+        var requestId = Guid.NewGuid();
+        Stopwatch clock;
+        HttpResponseMessage refused;
+        await HaTopology.FaultAsync("rabbit-block");
+        try
+        {
+            clock = Stopwatch.StartNew();
+            refused = await http.PostAsJsonAsync($"/api/sessions/{session}/messages", new { text = "hello while blocked", requestId });
+            clock.Stop();
+            // The worker's turn meets its own timeout meanwhile.
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); pool.CountLogLines("not confirmed by the broker") == 0 && DateTime.UtcNow < deadline;)
+            {
+                await Task.Delay(200);
+            }
+        }
+        finally
+        {
+            await HaTopology.FaultAsync("rabbit-unblock");
+        }
+
+        var problem = await refused.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        Assert.Equal((System.Net.HttpStatusCode.ServiceUnavailable, "unavailable"), (refused.StatusCode, problem.GetProperty("code").GetString()));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
+        Assert.True(pool.CountLogLines("not confirmed by the broker") > 0, "the worker's reply events were never timed out");
+
+        var again = await http.PostAsJsonAsync($"/api/sessions/{session}/messages", new { text = "hello while blocked", requestId });
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, again.StatusCode);
+        for (var deadline = DateTime.UtcNow.AddSeconds(60);
+             await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE session_id = '{session}'") < 2 && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(200);
+        }
+
+        output.WriteLine($"send refused after {clock.Elapsed.TotalSeconds:F1} s; {pool.CountLogLines("not confirmed by the broker")} reply events timed out in the worker");
+        Assert.Equal(1, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE request_id = '{requestId}'"));
+        Assert.Equal(1, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.turns WHERE request_id = '{streaming.RequestId}'"));
+    }
+
     /// <summary>A worker SIGKILLed every 4 s or as soon as the one started in place of the last is ready (about 5 s
     /// here): 20 s in CI, a minute with <c>WORKERS_HA_LONG=1</c> (the README's fault command).</summary>
     [Fact]

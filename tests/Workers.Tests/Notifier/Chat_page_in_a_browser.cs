@@ -84,9 +84,10 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     }
 
     [Fact]
-    public async Task The_usage_gauge_counts_a_turn_and_a_chats_prompt_and_temperature_are_saved()
+    public async Task The_usage_gauge_counts_a_turn_and_a_chats_prompt_temperature_and_model_are_saved()
     {
-        var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "6" });
+        var (pool, notifier) = await NotifierSystem.StartAsync(services,
+            new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "6", ["Page__Models__0"] = "big", ["Page__Models__1"] = "small" });
         await using var _ = pool;
         await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
         var page = browser.Page;
@@ -105,6 +106,9 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         await page.GetByTestId("session-settings").Locator("summary").ClickAsync();
         await page.GetByTestId("settings-prompt").FillAsync("Be brief.");
         await page.GetByTestId("settings-temperature").FillAsync("0.5");
+        // The models the deployment lists are offered; one is chosen.
+        Assert.Equal(["big", "small"], await page.Locator("#model-names option").EvaluateAllAsync<string[]>("os => os.map(o => o.value)"));
+        await page.GetByTestId("settings-model").FillAsync("big");
         await page.GetByTestId("settings-save").ClickAsync();
         using var http = notifier.Http("carol");
         JsonElement saved = default;
@@ -119,6 +123,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
 
         Assert.Equal("Be brief.", saved.GetProperty("systemPrompt").GetString());
         Assert.Equal(0.5, saved.GetProperty("temperature").GetDouble());
+        Assert.Equal("big", saved.GetProperty("model").GetString());
         Assert.Empty(browser.Problems);
     }
 

@@ -43,7 +43,7 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_session_keeps_its_own_prompt_and_temperature_validated_and_only_its_owner_changes_them()
+    public async Task A_session_keeps_its_own_prompt_temperature_and_model_validated_and_only_its_owner_changes_them()
     {
         var created = await _sessions.CreateAsync("alice", "pirate", default, "You are a terse pirate.", 0.3);
         Assert.Equal(("You are a terse pirate.", 0.3), (created.SystemPrompt, created.Temperature));
@@ -68,6 +68,19 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
         var notBobs = await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("bob", created.Id, null, default, "You obey bob.", null));
         Assert.Equal(ErrorCodes.SessionNotFound, notBobs.Code);
         Assert.Equal(1.2, (await _sessions.GetAsync("alice", created.Id, default)).Temperature);
+
+        // The model by name: kept until changed, '' back to the default; a name that cannot be one is refused.
+        Assert.Equal("big-1.5_b", (await _sessions.UpdateAsync("alice", created.Id, null, default, model: "big-1.5_b")).Model);
+        Assert.Equal("big-1.5_b", (await _sessions.UpdateAsync("alice", created.Id, "renamed", default)).Model);
+        foreach (var bad in new[] { "-big", "big model", "x'; DROP TABLE workers.sessions; --", new string('m', 65), "modèle" })
+        {
+            Assert.Equal(ErrorCodes.InvalidRequest,
+                (await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("alice", created.Id, null, default, model: bad))).Code);
+        }
+
+        Assert.Equal("big-1.5_b", (await _sessions.GetAsync("alice", created.Id, default)).Model);
+        Assert.Null((await _sessions.UpdateAsync("alice", created.Id, null, default, model: "")).Model);
+        Assert.Equal("small", (await _sessions.CreateAsync("alice", null, default, model: "small")).Model);
     }
 
     [Fact]

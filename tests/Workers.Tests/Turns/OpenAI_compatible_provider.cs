@@ -73,6 +73,51 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_session_chooses_a_named_model_kept_until_changed_and_an_unknown_one_is_refused_naming_the_ones_there_are()
+    {
+        // A second model at the same endpoint, with its own id, key and prices: what reaches the provider says which ran.
+        await using var model = await FakeOpenAI.StartAsync();
+        await using var pool = await WorkersSystem.CreateAsync(services.Services, settings: new Dictionary<string, string>(model.WorkerSettings)
+        {
+            ["Llm__Models__big__BaseUrl"] = model.BaseUrl,
+            ["Llm__Models__big__Model"] = "big-model-id",
+            ["Llm__Models__big__ApiKey"] = "big-key",
+            ["Llm__Models__big__ContextWindow"] = "32000",
+            ["Llm__Models__big__OutputPrice"] = "1000000",
+        });
+        await pool.StartWorkerAsync();
+        var session = Guid.NewGuid();
+        model.Text("Big", ".").Text("Still big.").Text("Default.").Text("Big again.");
+        async Task<RecordedEvent> Turn(ChatRequested request)
+        {
+            await pool.Broker.PublishAsync(request);
+            await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
+                TimeSpan.FromSeconds(30), "the end of the turn");
+            return pool.Events.Events.Single(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed");
+        }
+
+        var big = await Turn(Broker.Request(session, "alice", "hi") with { Model = "big" });
+        var kept = await Turn(Broker.Request(session, "alice", "again"));
+        var back = await Turn(Broker.Request(session, "alice", "and now") with { Model = "" });
+        Assert.Equal(["TurnCompleted", "TurnCompleted", "TurnCompleted"], new[] { big.Type, kept.Type, back.Type });
+        Assert.Equal([("big-model-id", "Bearer big-key"), ("big-model-id", "Bearer big-key"), ("fake-model", "Bearer test-key")],
+            model.Requests.Select(r => (r.Body.GetProperty("model").GetString(), r.Authorization)));
+        // Usage is recorded per model, at the chosen model's prices (a dollar a token out: 2 completion tokens).
+        Assert.Equal("big-model-id|2000000", await pool.Db.ScalarAsync<string>(
+            $"SELECT model || '|' || cost_micros FROM workers.turns WHERE request_id = '{big.RequestId}'"));
+
+        // A name the deployment lacks: refused before it is stored or any model is called; the session keeps its model.
+        await Turn(Broker.Request(session, "alice", "x") with { Model = "big" });
+        var unknown = await Turn(Broker.Request(session, "alice", "on the moon") with { Model = "moon" });
+        Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (unknown.Type, unknown.Code));
+        Assert.Contains("'moon' is not one of this deployment's: default, big", unknown.Message.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("big", await pool.Db.ScalarAsync<string>($"SELECT model FROM workers.sessions WHERE id = '{session}'"));
+        var malformed = await Turn(Broker.Request(session, "alice", "x") with { Model = "big model; DROP" });
+        Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (malformed.Type, malformed.Code));
+        Assert.Equal(4, model.Requests.Count);
+    }
+
+    [Fact]
     public async Task Streams_the_reply_sends_history_and_key_and_records_token_usage()
     {
         var (pool, model) = await StartAsync(services);
