@@ -16,7 +16,7 @@ public sealed record ChatRequested
     /// <summary>The owner of the session, 1 to 128 characters, set by the trusted publisher (never by a browser).</summary>
     public required string UserId { get; init; }
 
-    /// <summary>The message text, 1 to 16,000 characters.</summary>
+    /// <summary>The message text, 1 to 16,000 characters (empty only with <see cref="ReplaceLast"/>: regenerate).</summary>
     public required string Text { get; init; }
 
     /// <summary>When the user sent it, optional; used only for latency figures.</summary>
@@ -34,4 +34,9 @@ public sealed record ChatRequested
     /// then up to 63 letters, digits, <c>.</c>, <c>_</c> or <c>-</c>; an empty string goes back to the default model. A
     /// name the workers do not know fails the turn with <c>invalid_request</c>. Absent: unchanged.</summary>
     public string? Model { get; init; }
+
+    /// <summary>Optional: true makes this turn replace the session's last one (regenerate: an empty <see cref="Text"/>,
+    /// the last turn's own text is asked again; edit: a new text). It runs in the session's order like any request; the replaced turn is kept as a superseded version
+    /// and leaves the history later turns see. A session with no turn yet refuses it with <c>invalid_request</c>.</summary>
+    public bool? ReplaceLast { get; init; }
 }

@@ -27,4 +27,8 @@ public sealed record TurnStarted : IReplyEvent
     /// <summary>This turn first folds older turns into that summary (one extra model call before the reply); the
     /// summary is stored with the turn, so later turns reuse it.</summary>
     public bool? SummaryUpdated { get; init; }
+
+    /// <summary>The request whose turn this one replaces (regenerate, edit): a client shows this turn in its place.
+    /// Null for a new turn.</summary>
+    public Guid? Replaces { get; init; }
 }

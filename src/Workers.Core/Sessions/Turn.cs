@@ -39,4 +39,7 @@ public sealed class Turn
     /// <summary>The broker login that published the request (its AMQP user-id, checked by the broker): who asserted
     /// <see cref="OwnerId"/>. Null for turns from before it was recorded.</summary>
     [Column("producer")] public string? Producer { get; set; }
+
+    /// <summary>The turn_no of the version that replaced this turn (regenerate, edit); null while it is current.</summary>
+    [Column("superseded_by")] public long? SupersededBy { get; set; }
 }

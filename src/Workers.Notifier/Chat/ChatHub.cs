@@ -56,6 +56,16 @@ public sealed class ChatHub(
         sender.SendAsync(UserId, SessionIds.Parse(sessionId), text, SessionIds.ParseOptional(requestId, "requestId"),
             Context.ConnectionAborted);
 
+    /// <summary>A new reply to the session's last message, replacing its last turn (kept as a superseded version).</summary>
+    public Task<Guid> RegenerateLast(string sessionId, string? requestId) =>
+        sender.ReplaceLastAsync(UserId, SessionIds.Parse(sessionId), null, SessionIds.ParseOptional(requestId, "requestId"),
+            Context.ConnectionAborted);
+
+    /// <summary>The session's last message changed to <paramref name="text"/> and answered again, replacing its last turn.</summary>
+    public Task<Guid> EditLast(string sessionId, string text, string? requestId) =>
+        sender.ReplaceLastAsync(UserId, SessionIds.Parse(sessionId), text ?? "", SessionIds.ParseOptional(requestId, "requestId"),
+            Context.ConnectionAborted);
+
     public Task CancelTurn(string sessionId, string requestId) =>
         sender.CancelAsync(UserId, SessionIds.Parse(sessionId), SessionIds.Parse(requestId, "requestId"), Context.ConnectionAborted);
 

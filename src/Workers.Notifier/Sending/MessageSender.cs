@@ -26,12 +26,25 @@ public sealed class MessageSender(
             QueueLimit = 0,
         }));
 
-    public async Task<Guid> SendAsync(string userId, Guid sessionId, string? text, Guid? requestId, CancellationToken cancellationToken)
+    public Task<Guid> SendAsync(string userId, Guid sessionId, string? text, Guid? requestId, CancellationToken cancellationToken) =>
+        PublishRequestAsync(userId, sessionId, text, requestId, replaceLast: false, cancellationToken);
+
+    /// <summary>Regenerate (<paramref name="text"/> null: the last message asked again) or edit (a new text): a turn that
+    /// replaces the session's last one, run by the worker in the session's order like any message.</summary>
+    public Task<Guid> ReplaceLastAsync(string userId, Guid sessionId, string? text, Guid? requestId, CancellationToken cancellationToken) =>
+        text is not null && string.IsNullOrWhiteSpace(text)
+            ? throw new ChatErrorException(ErrorCodes.InvalidRequest, "text must not be empty (to ask the last message again, regenerate)")
+            : PublishRequestAsync(userId, sessionId, text ?? "", requestId, replaceLast: true, cancellationToken);
+
+    private async Task<Guid> PublishRequestAsync(string userId, Guid sessionId, string? text, Guid? requestId, bool replaceLast,
+        CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(text))
+        if (string.IsNullOrWhiteSpace(text) && !replaceLast)
         {
             throw new ChatErrorException(ErrorCodes.InvalidRequest, "text must not be empty");
         }
+
+        text ??= "";
 
         if (text.Length > ChatLimits.MaxTextLength)
         {
@@ -54,6 +67,7 @@ public sealed class MessageSender(
         var request = new ChatRequested
         {
             RequestId = requestId ?? NewId.NextGuid(), SessionId = sessionId, UserId = userId, Text = text, SentAt = DateTimeOffset.UtcNow,
+            ReplaceLast = replaceLast ? true : null,
         };
         turnsInFlight.Sent(userId, request.RequestId);
         // The trace's first message: the worker's turn and every reply event continue it (traceparent header).

@@ -34,13 +34,14 @@ public static class SessionEndpoints
         api.MapGet("/", (HttpContext http, SessionLifecycle sessions) => sessions.ListAsync(http.User.UserId(), http.RequestAborted));
         api.MapGet("/{id}", (string id, HttpContext http, SessionLifecycle sessions) =>
             sessions.GetAsync(http.User.UserId(), SessionIds.Parse(id), http.RequestAborted));
-        api.MapGet("/{id}/turns", async (string id, long? afterSeq, int? limit, HttpContext http, SessionLifecycle sessions) =>
+        api.MapGet("/{id}/turns", async (string id, long? afterSeq, int? limit, bool? superseded, HttpContext http, SessionLifecycle sessions) =>
         {
-            var turns = await sessions.HistoryAsync(http.User.UserId(), SessionIds.Parse(id), afterSeq ?? 0, limit ?? 100, http.RequestAborted);
+            var turns = await sessions.HistoryAsync(http.User.UserId(), SessionIds.Parse(id), afterSeq ?? 0, limit ?? 100, http.RequestAborted,
+                superseded ?? false);
             return turns.Select(t => new
             {
                 t.TurnNo, t.RequestId, t.UserText, t.ReplyText, t.Status, t.ErrorCode, t.FirstSeq, t.LastSeq, t.StartedAt,
-                t.CompletedAt, t.PromptTokens, t.CompletionTokens,
+                t.CompletedAt, t.PromptTokens, t.CompletionTokens, t.SupersededBy,
             });
         });
         api.MapPatch("/{id}", (string id, SessionBody body, HttpContext http, SessionLifecycle sessions) =>
@@ -54,6 +55,19 @@ public static class SessionEndpoints
         api.MapPost("/{id}/messages", async (string id, MessageBody body, HttpContext http, MessageSender sender) =>
         {
             var requestId = await sender.SendAsync(http.User.UserId(), SessionIds.Parse(id), body.Text,
+                SessionIds.ParseOptional(body.RequestId, "requestId"), http.RequestAborted);
+            return Results.Accepted(value: new { requestId });
+        });
+        // Regenerate and edit: a new version of the session's last turn, in the session's order like any message.
+        api.MapPost("/{id}/regenerate", async (string id, ReplaceBody? body, HttpContext http, MessageSender sender) =>
+        {
+            var requestId = await sender.ReplaceLastAsync(http.User.UserId(), SessionIds.Parse(id), null,
+                SessionIds.ParseOptional(body?.RequestId, "requestId"), http.RequestAborted);
+            return Results.Accepted(value: new { requestId });
+        });
+        api.MapPost("/{id}/edit", async (string id, MessageBody body, HttpContext http, MessageSender sender) =>
+        {
+            var requestId = await sender.ReplaceLastAsync(http.User.UserId(), SessionIds.Parse(id), body.Text ?? "",
                 SessionIds.ParseOptional(body.RequestId, "requestId"), http.RequestAborted);
             return Results.Accepted(value: new { requestId });
         });
@@ -123,4 +137,6 @@ public static class SessionEndpoints
     public sealed record MessageBody(string? Text, string? RequestId);
 
     public sealed record CancelBody(string? RequestId);
+
+    public sealed record ReplaceBody(string? RequestId);
 }

@@ -95,8 +95,10 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             return session is null ? throw ChatErrorException.SessionNotFound() : SessionSummary.Of(session);
         }, cancellationToken);
 
-    /// <summary>Turns whose last event number is above <paramref name="afterSeq"/>, oldest first, at most <paramref name="limit"/>.</summary>
-    public Task<IReadOnlyList<Turn>> HistoryAsync(string userId, Guid sessionId, long afterSeq, int limit, CancellationToken cancellationToken) =>
+    /// <summary>Turns whose last event number is above <paramref name="afterSeq"/>, oldest first, at most <paramref name="limit"/>:
+    /// the current ones, and with <paramref name="superseded"/> also the versions regenerate and edit replaced.</summary>
+    public Task<IReadOnlyList<Turn>> HistoryAsync(string userId, Guid sessionId, long afterSeq, int limit, CancellationToken cancellationToken,
+        bool superseded = false) =>
         InTransactionAsync<IReadOnlyList<Turn>>(userId, sessionId, async (_, db, _) =>
         {
             if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
@@ -105,7 +107,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             }
 
             return await db.Turns.AsNoTracking()
-                .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
+                .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq && (superseded || t.SupersededBy == null))
                 .OrderBy(t => t.TurnNo)
                 .Take(Math.Clamp(limit, 1, 500))
                 .ToListAsync(cancellationToken);
@@ -128,7 +130,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             var turns = new List<Turn>();
             long chars = 0;
             await foreach (var turn in db.Turns.AsNoTracking()
-                               .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq)
+                               .Where(t => t.SessionId == sessionId && t.LastSeq > afterSeq && t.SupersededBy == null)
                                .OrderByDescending(t => t.TurnNo)
                                .Take(Math.Clamp(limit, 1, 500))
                                .AsAsyncEnumerable().WithCancellation(cancellationToken))

@@ -34,6 +34,8 @@
     settingsPrompt: $('settings-prompt'),
     settingsTemperature: $('settings-temperature'),
     settingsModel: $('settings-model'),
+    regenerate: $('regenerate'),
+    editLast: $('edit-last'),
     modelNames: $('model-names'),
     settingsSave: $('settings-save'),
     remove: $('delete-session'),
@@ -59,6 +61,7 @@
     notifier: 0,
     failovers: 0, // moves since the last successful connection: the wait before the next one grows with it
     unconfirmed: null, // { sessionId, text, requestId } of a message the broker did not confirm
+    editing: null, // the chat whose last message the composer is editing
   };
 
   /** The base URL of the notifier in use (REST and hub). */
@@ -679,6 +682,14 @@
 
     switch (e.type) {
       case 'TurnStarted':
+        if (e.replaces) {
+          // A new version of an earlier turn (regenerate, edit): it takes that turn's place.
+          const replaced = view.turns.get(key(e.replaces));
+          if (replaced && replaced !== turn) {
+            if (!turn.user && replaced.user) turn.user = addUserBubble(view, turn, replaced.user.textContent);
+            dropTurn(view, replaced);
+          }
+        }
         if (turn.started) {
           // The same request started again (its worker died): what was streamed so far is void.
           setReply(turn, '');
@@ -876,6 +887,11 @@
     ui.input.disabled = !view;
     ui.send.disabled = !ready;
     const running = runningTurns(view);
+    const replaceable = ready && running.length === 0 && Boolean(lastTurn(view));
+    ui.regenerate.hidden = !replaceable;
+    ui.editLast.hidden = !replaceable;
+    if (state.editing && state.editing !== (view && view.id)) stopEditing();
+    ui.send.textContent = state.editing ? 'Save edit' : 'Send';
     ui.stop.hidden = running.length === 0;
     ui.stop.disabled = running.every((t) => t.stopping);
     ui.stop.textContent = ui.stop.disabled ? 'Stopping…' : 'Stop';
@@ -891,10 +907,67 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // ---- regenerate and edit the last turn ---------------------------------------------------------------------------
+
+  /** The open chat's newest turn (turns are kept in the order they appeared). */
+  function lastTurn(view) {
+    let last = null;
+    if (view) for (const turn of view.turns.values()) last = turn;
+    return last;
+  }
+
+  function dropTurn(view, turn) {
+    turn.user?.remove();
+    turn.bubble.remove();
+    view.turns.delete(turn.requestId);
+  }
+
+  function stopEditing() {
+    state.editing = null;
+    ui.send.textContent = 'Send';
+  }
+
+  /** Regenerate (no text) or edit the last turn: its new version streams in its place; the old one is kept as a version. */
+  async function replaceLast(text) {
+    const view = currentView();
+    const last = lastTurn(view);
+    if (!last || !connected()) return;
+    clearError();
+    const requestId = uuid();
+    const userText = text ?? (last.user ? last.user.textContent : '');
+    dropTurn(view, last);
+    ensureTurn(view, requestId, userText);
+    scrollToEnd(true);
+    try {
+      if (text == null) await state.connection.invoke('RegenerateLast', view.id, requestId);
+      else await state.connection.invoke('EditLast', view.id, text, requestId);
+    } catch (error) {
+      showError(error);
+    }
+    updateComposer();
+  }
+
+  function editLast() {
+    const last = lastTurn(currentView());
+    if (!last) return;
+    state.editing = state.currentId;
+    ui.input.value = last.user ? last.user.textContent : '';
+    ui.send.textContent = 'Save edit';
+    autosize();
+    ui.input.focus();
+  }
+
   async function send() {
     const view = currentView();
     const text = ui.input.value.trim();
     if (!view || !text) return;
+    if (state.editing === view.id) {
+      stopEditing();
+      ui.input.value = '';
+      autosize();
+      await replaceLast(text);
+      return;
+    }
     if (text.length > MAX_TEXT) {
       showError(`too_large: a message may have at most ${MAX_TEXT} characters (this one has ${text.length})`);
       return;
@@ -990,6 +1063,8 @@
   });
   ui.input.addEventListener('input', autosize);
   ui.stop.addEventListener('click', stop);
+  ui.regenerate.addEventListener('click', () => replaceLast(null).catch(showError));
+  ui.editLast.addEventListener('click', editLast);
 
   if (typeof signalR === 'undefined') {
     showError('the SignalR client (lib/signalr.min.js) did not load; build the notifier to fetch it from npm');

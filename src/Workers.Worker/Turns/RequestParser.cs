@@ -158,9 +158,23 @@ public static class RequestParser
             }
         }
 
-        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError ?? modelError;
+        bool? replaceLast = null;
+        string? replaceError = null;
+        if (json.TryGetProperty("replaceLast", out var replace) && replace.ValueKind != JsonValueKind.Null)
+        {
+            replaceLast = replace.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => null,
+            };
+            replaceError = replaceLast is null ? "replaceLast must be true or false" : null;
+        }
+
+        var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError ?? modelError
+                      ?? replaceError;
         var code = ErrorCodes.InvalidRequest;
-        if (failure is null && text!.Length == 0)
+        if (failure is null && text!.Length == 0 && replaceLast != true)
         {
             failure = "text must not be empty";
         }
@@ -189,6 +203,7 @@ public static class RequestParser
             SystemPrompt = systemPrompt,
             Temperature = temperature,
             Model = model,
+            ReplaceLast = replaceLast,
         });
     }
 

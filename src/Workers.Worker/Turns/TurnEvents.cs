@@ -16,11 +16,11 @@ public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
 {
     private readonly TimeSpan _timeout = options.Value.PublishTimeout;
 
-    public Task StartedAsync(ChatRequested r, long seq, TurnMemory memory, CancellationToken cancellationToken) =>
+    public Task StartedAsync(ChatRequested r, long seq, TurnMemory memory, Guid? replaces, CancellationToken cancellationToken) =>
         PublishAsync(new TurnStarted
         {
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, ContextTokens = memory.ContextTokens,
-            SummarizedThroughTurn = memory.SummarizedThroughTurn, SummaryUpdated = memory.SummaryUpdated,
+            SummarizedThroughTurn = memory.SummarizedThroughTurn, SummaryUpdated = memory.SummaryUpdated, Replaces = replaces,
         }, durable: true, cancellationToken);
 
     public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>

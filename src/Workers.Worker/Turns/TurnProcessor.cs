@@ -131,6 +131,12 @@ public sealed class TurnProcessor(
             return;
         }
 
+        if (request.Text.Length == 0 && session.Replaces is { } replaced)
+        {
+            // Regenerate: the replaced turn's own message, asked again.
+            request = request with { Text = replaced.UserText };
+        }
+
         if (session.Attempts > _worker.MaxDeliveries)
         {
             // Classic queues carry no delivery count; the inbox counted the attempts that never finished.
@@ -139,7 +145,8 @@ public sealed class TurnProcessor(
         }
 
         metrics.TurnStarted();
-        var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars, () => delivery.Fenced);
+        var reply = new TurnReply(request, session.FirstSeq, events, _model.DeltaInterval, _model.DeltaMaxChars, () => delivery.Fenced,
+            session.Replaces?.RequestId);
         ModelCallResult result;
         Turn turn;
         bool committed;
@@ -162,7 +169,7 @@ public sealed class TurnProcessor(
                 };
                 using (WorkersTelemetry.Source.StartActivity("commit turn"))
                 {
-                    committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease, result.Memory);
+                    committed = await turns.CommitAsync(turn, session.TurnSeq, delivery.Lease, result.Memory, session.Replaces?.TurnNo);
                 }
             }
             finally

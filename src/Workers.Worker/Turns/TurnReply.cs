@@ -13,7 +13,7 @@ namespace Workers.Worker.Turns;
 /// wire must only grow. The text still accumulates, for the commit the epoch fence then refuses.
 /// </summary>
 public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents events, TimeSpan deltaInterval, int deltaMaxChars,
-    Func<bool>? fenced = null)
+    Func<bool>? fenced = null, Guid? replaces = null)
 {
     private readonly Lock _gate = new();
     private readonly StringBuilder _text = new();
@@ -73,7 +73,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     public bool IsFenced => fenced?.Invoke() == true;
 
     public Task StartedAsync(TurnMemory memory, CancellationToken cancellationToken) =>
-        Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), memory, cancellationToken);
+        Fenced() ? Task.CompletedTask : events.StartedAsync(request, NextSeq(), memory, replaces, cancellationToken);
 
     public async Task AppendAsync(string? text, CancellationToken cancellationToken)
     {

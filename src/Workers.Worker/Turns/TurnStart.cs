@@ -10,9 +10,10 @@ namespace Workers.Worker.Turns;
 /// <param name="History">The session's turns after its stored summary, oldest first.</param>
 /// <param name="Memory">The session's stored summary of its older turns, if it has one.</param>
 /// <param name="Settings">The session's own system prompt and temperature (null: the deployment's).</param>
+/// <param name="Replaces">For a request that replaces the session's last turn: that turn's number, request id and text.</param>
 public sealed record TurnStart(
     bool AlreadyProcessed, long TurnSeq, long FirstSeq, int Attempts, IReadOnlyList<HistoryTurn> History, SessionMemory? Memory,
-    SessionSettings Settings);
+    SessionSettings Settings, (long TurnNo, Guid RequestId, string UserText)? Replaces = null);
 
 /// <summary>What a session sets for its own turns; null: the deployment's.</summary>
 /// <param name="SystemPrompt">The system prompt.</param>

@@ -33,7 +33,13 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
         ReserveEventSeqsAndApplySettings(batch, request);
         RecordAttempt(batch, request);
         LoadMemory(batch, request.SessionId);
-        LoadHistory(batch, request.SessionId, _historyRows);
+        var replace = request.ReplaceLast == true;
+        LoadHistory(batch, request.SessionId, _historyRows, replace);
+        if (replace)
+        {
+            LoadLastTurn(batch, request.SessionId);
+        }
+
         try
         {
             await using var reader = await batch.ExecuteReaderAsync();
@@ -61,15 +67,36 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
                     reader.IsDBNull(3) ? null : reader.GetInt32(3)));
             }
 
+            (long TurnNo, Guid RequestId, string UserText)? replaces = null;
+            if (replace && await reader.NextResultAsync() && await reader.ReadAsync())
+            {
+                replaces = (reader.GetInt64(0), reader.GetGuid(1), reader.GetString(2));
+            }
+
             await reader.DisposeAsync();
             if (alreadyProcessed)
             {
                 return new TurnStart(true, turnSeq, firstSeq, attempts, [], null, settings);
             }
 
+            if (replace)
+            {
+                // Refused before anything is kept: the transaction is not committed.
+                if (replaces is null)
+                {
+                    throw new ChatErrorException(ErrorCodes.InvalidRequest, "this session has no turn to replace yet");
+                }
+
+                if (memory is not null && memory.ThroughTurn >= replaces.Value.TurnNo)
+                {
+                    throw new ChatErrorException(ErrorCodes.InvalidRequest,
+                        "the session's last turn is already folded into its summary and cannot be replaced");
+                }
+            }
+
             await scope.CommitAsync(CancellationToken.None);
             history.Reverse();
-            return new TurnStart(false, turnSeq, firstSeq, attempts, history, memory, settings);
+            return new TurnStart(false, turnSeq, firstSeq, attempts, history, memory, settings, replaces);
         }
         catch (PostgresException e) when (OwnershipConflicts.Reveal(e))
         {
@@ -81,7 +108,8 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
     /// and the fencing check commit together or not at all.</summary>
     /// <returns>False when fenced out: the session moved on (another attempt committed) or the lease is no longer
     /// <paramref name="lease"/>'s.</returns>
-    public async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionLease lease, SessionMemory? memory = null)
+    public async Task<bool> CommitAsync(Turn turn, long seenTurnSeq, PartitionLease lease, SessionMemory? memory = null,
+        long? replacesTurnNo = null)
     {
         await using var scope = await store.BeginAsync(turn.OwnerId, turn.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
@@ -89,6 +117,13 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
         var title = turn.TurnNo == 1 && turn.Status == TurnStatus.Complete ? SessionTitle.FromFirstMessage(turn.UserText) : null;
         var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease, title);
         InsertTurn(batch, turn);
+        if (replacesTurnNo is { } replaced)
+        {
+            // The old version stays, marked; history and replay read only current turns.
+            batch.Add("UPDATE workers.turns SET superseded_by = $3 WHERE session_id = $1 AND turn_no = $2 AND superseded_by IS NULL",
+                turn.SessionId, replaced, turn.TurnNo);
+        }
+
         if (memory is not null)
         {
             StoreMemory(batch, turn, memory);
@@ -178,15 +213,23 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
     private static void LoadMemory(RlsBatch batch, Guid sessionId) =>
         batch.Add("SELECT through_turn, summary, tokens FROM workers.session_memory WHERE session_id = $1", sessionId);
 
-    // The turns after the summary, newest first (reversed by the caller).
-    private static void LoadHistory(RlsBatch batch, Guid sessionId, int rows) =>
+    // The current turns after the summary, newest first (reversed by the caller); a turn that replaces the last one
+    // leaves that one out.
+    private static void LoadHistory(RlsBatch batch, Guid sessionId, int rows, bool replaceLast) =>
         batch.Add(
             """
             SELECT turn_no, user_text, reply_text, tokens FROM workers.turns
-            WHERE session_id = $1 AND status <> 'failed'
+            WHERE session_id = $1 AND status <> 'failed' AND superseded_by IS NULL
               AND turn_no > coalesce((SELECT through_turn FROM workers.session_memory WHERE session_id = $1), 0)
+              AND (NOT $3 OR turn_no < (SELECT max(turn_no) FROM workers.turns WHERE session_id = $1 AND superseded_by IS NULL))
             ORDER BY turn_no DESC LIMIT $2
-            """, sessionId, rows);
+            """, sessionId, rows, replaceLast);
+
+    // The turn a replacing request replaces: the newest current one, whatever its status (a failed reply can be retried).
+    private static void LoadLastTurn(RlsBatch batch, Guid sessionId) =>
+        batch.Add(
+            "SELECT turn_no, request_id, user_text FROM workers.turns WHERE session_id = $1 AND superseded_by IS NULL ORDER BY turn_no DESC LIMIT 1",
+            sessionId);
 
     // Only forward: a summary covering fewer turns than the stored one never replaces it.
     private static void StoreMemory(RlsBatch batch, Turn turn, SessionMemory memory) =>

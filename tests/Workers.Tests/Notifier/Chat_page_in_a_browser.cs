@@ -128,6 +128,48 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
     }
 
     [Fact]
+    public async Task Regenerate_and_edit_replace_the_last_reply_in_place_and_a_reload_shows_only_the_current_version()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services, new Dictionary<string, string> { ["Llm__Offline__Tokens"] = "6" });
+        await using var _ = pool;
+        await using var browser = await Browser.OpenAsync(notifier.BaseAddress);
+        var page = browser.Page;
+
+        await SignInAsync(page, "erin");
+        await page.GetByTestId("new-session").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("send")).ToBeEnabledAsync();
+        await page.GetByTestId("message-input").FillAsync("hello");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("regenerate")).ToBeVisibleAsync(new() { Timeout = 30_000 });
+
+        await page.GetByTestId("regenerate").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("regenerate")).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        await Assertions.Expect(page.GetByTestId("user")).ToHaveTextAsync(["hello"]);
+        await Assertions.Expect(page.GetByTestId("assistant")).ToHaveCountAsync(1);
+
+        await page.GetByTestId("edit-last").ClickAsync();
+        await Assertions.Expect(page.GetByTestId("message-input")).ToHaveValueAsync("hello");
+        await page.GetByTestId("message-input").FillAsync("hello again");
+        await page.GetByTestId("message-input").PressAsync("Enter");
+        await Assertions.Expect(page.GetByTestId("user")).ToHaveTextAsync(["hello again"]);
+        await Assertions.Expect(page.GetByTestId("regenerate")).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        await Assertions.Expect(page.GetByTestId("assistant")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.GetByTestId("assistant")).ToContainTextAsync("hello again");
+
+        // Every version is kept; the current one is what a reload shows.
+        using var http = notifier.Http("erin");
+        var session = (await http.GetFromJsonAsync<JsonElement>(new Uri("/api/sessions", UriKind.Relative)))[0].GetProperty("id").GetString();
+        var versions = await http.GetFromJsonAsync<JsonElement>(new Uri($"/api/sessions/{session}/turns?superseded=true", UriKind.Relative));
+        Assert.Equal(["hello 2", "hello 3", "hello again -"], versions.EnumerateArray().Select(t =>
+            $"{t.GetProperty("userText").GetString()} {(t.GetProperty("supersededBy").ValueKind == JsonValueKind.Null ? "-" : t.GetProperty("supersededBy").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture))}"));
+        await page.ReloadAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync("erin");
+        await Assertions.Expect(page.GetByTestId("messages").GetByTestId("user")).ToHaveTextAsync(["hello again"]);
+        await Assertions.Expect(page.GetByTestId("assistant")).ToHaveCountAsync(1);
+        Assert.Empty(browser.Problems);
+    }
+
+    [Fact]
     public async Task Stop_keeps_the_partial_reply_and_a_reload_shows_the_conversation_from_history()
     {
         var (pool, notifier) = await NotifierSystem.StartAsync(services, SlowerModel);

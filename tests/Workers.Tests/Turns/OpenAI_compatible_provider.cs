@@ -23,9 +23,11 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         return (pool, model);
     }
 
-    private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string text)
+    private static Task<RecordedEvent> TurnAsync(WorkersSystem pool, Guid session, string text) =>
+        TurnAsync(pool, Broker.Request(session, "alice", text));
+
+    private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, ChatRequested request)
     {
-        var request = Broker.Request(session, "alice", text);
         await pool.Broker.PublishAsync(request);
         await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
             TimeSpan.FromSeconds(30), "the end of the turn");
@@ -115,6 +117,59 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         var malformed = await Turn(Broker.Request(session, "alice", "x") with { Model = "big model; DROP" });
         Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (malformed.Type, malformed.Code));
         Assert.Equal(4, model.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Regenerate_and_edit_replace_the_last_turn_keep_it_as_a_version_and_keep_order_with_requests_queued_behind()
+    {
+        var (pool, model) = await StartAsync(services);
+        await using var _ = pool;
+        await using var __ = model;
+        var session = Guid.NewGuid();
+        model.Text("A1").Text("A2").Text("A2 again").Text("A2 edited").Text("A3");
+        // All at once: the replacing requests run in the session's order, between the messages around them.
+        var requests = new[]
+        {
+            Broker.Request(session, "alice", "first"),
+            Broker.Request(session, "alice", "second"),
+            Broker.Request(session, "alice", "") with { ReplaceLast = true },
+            Broker.Request(session, "alice", "second, edited") with { ReplaceLast = true },
+            Broker.Request(session, "alice", "third"),
+        };
+        foreach (var request in requests)
+        {
+            await pool.Broker.PublishAsync(request);
+        }
+
+        await pool.Events.WaitForAsync(e => requests.All(r => e.Any(x => x.RequestId == r.RequestId && x.Type is "TurnCompleted" or "TurnFailed")),
+            TimeSpan.FromSeconds(60), "the five turns");
+        Assert.All(requests, r => Assert.Contains(pool.Events.Events, x => x.RequestId == r.RequestId && x.Type == "TurnCompleted"));
+
+        // What the model was sent: a replacing turn leaves the turn it replaces out; later turns see only the new version.
+        var sent = model.Requests.Select(r => string.Join(" | ", r.Body.GetProperty("messages").EnumerateArray().Skip(1).Select(Content))).ToList();
+        Assert.Equal(
+        [
+            "first",
+            "first | A1 | second",
+            "first | A1 | second", // regenerate: the same message again, without its old reply
+            "first | A1 | second, edited",
+            "first | A1 | second, edited | A2 edited | third",
+        ], sent);
+
+        // Every version is kept, the replaced ones marked with the turn that replaced them.
+        Assert.Equal("1 first A1 -|2 second A2 3|3 second A2 again 4|4 second, edited A2 edited -|5 third A3 -", await pool.Db.ScalarAsync<string>(
+            $"SELECT string_agg(turn_no || ' ' || user_text || ' ' || reply_text || ' ' || coalesce(superseded_by::text, '-'), '|' ORDER BY turn_no) " +
+            $"FROM workers.turns WHERE session_id = '{session}'"));
+        // TurnStarted says which request's turn a new version replaces, so a client shows it in its place.
+        Guid? Replaces(ChatRequested r) => pool.Events.Events.Single(x => x.RequestId == r.RequestId && x.Type == "TurnStarted")
+            .Message.TryGetProperty("replaces", out var replaces) && replaces.ValueKind == JsonValueKind.String ? replaces.GetGuid() : null;
+        Assert.Equal([null, null, requests[1].RequestId, requests[2].RequestId, null], requests.Select(Replaces));
+
+        // Nothing to replace in a new session: refused, and nothing is kept.
+        var empty = Broker.Request(Guid.NewGuid(), "alice", "") with { ReplaceLast = true };
+        var refused = await TurnAsync(pool, empty);
+        Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (refused.Type, refused.Code));
+        Assert.Equal(0L, await pool.Db.ScalarAsync<long>($"SELECT count(*) FROM workers.inbox WHERE request_id = '{empty.RequestId}'"));
     }
 
     [Fact]
