@@ -90,13 +90,7 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
         model.Text("Big", ".").Text("Still big.").Text("Default.").Text("Big again.");
-        async Task<RecordedEvent> Turn(ChatRequested request)
-        {
-            await pool.Broker.PublishAsync(request);
-            await pool.Events.WaitForAsync(e => e.Any(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed"),
-                TimeSpan.FromSeconds(30), "the end of the turn");
-            return pool.Events.Events.Single(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed");
-        }
+        Task<RecordedEvent> Turn(ChatRequested request) => TurnAsync(pool, request);
 
         var big = await Turn(Broker.Request(session, "alice", "hi") with { Model = "big" });
         var kept = await Turn(Broker.Request(session, "alice", "again"));
