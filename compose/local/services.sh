@@ -754,5 +754,5 @@ case "${1:-}" in
     purge) purge_topologies "$@" ;;
     _follow-bouncers) bouncer_follow ;; # internal: the loop follower_start runs in the background
     fault) ha_mode || die "faults need the HA topology (up --ha)"; cmd_ha_fault "${2:-}" ;;
-    *) echo "usage: $0 up [--ha] | down [--ha] [--purge] | purge | status [--ha] | env [--ha] | fault rabbit-leader|rabbit-restart|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--ha] | down [--ha] [--purge] | purge | status [--ha] | env [--ha] | fault rabbit-leader|rabbit-restart|rabbit-block|rabbit-unblock|pg-primary|pg-restart|pgbouncer" >&2; exit 2 ;;
 esac

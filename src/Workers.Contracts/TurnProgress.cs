@@ -26,4 +26,7 @@ public sealed record TurnProgress
 
     /// <summary>Reply text published so far.</summary>
     public string Text { get; init; } = "";
+
+    /// <summary>The request whose turn the running one replaces (regenerate, edit), if it does.</summary>
+    public Guid? Replaces { get; init; }
 }

@@ -25,7 +25,7 @@ public sealed class SessionReplay(SessionLifecycle sessions, TurnProgressQuery p
     {
         var running = await progress.AskAsync(sessionId, cancellationToken);
         var events = new List<ClientEvent>();
-        var completed = await sessions.LatestAsync(userId, sessionId, afterSeq, MaxTurns, limits.Value.MaxReplayChars, cancellationToken);
+        var (completed, replaced) = await sessions.LatestAsync(userId, sessionId, afterSeq, MaxTurns, limits.Value.MaxReplayChars, cancellationToken);
         foreach (var turn in completed)
         {
             if (turn.FirstSeq > afterSeq)
@@ -33,6 +33,7 @@ public sealed class SessionReplay(SessionLifecycle sessions, TurnProgressQuery p
                 events.Add(new ClientEvent(new TurnStarted
                 {
                     SessionId = sessionId, RequestId = turn.RequestId, UserId = userId, Seq = turn.FirstSeq,
+                    Replaces = replaced.TryGetValue(turn.TurnNo, out var old) ? old : null,
                 }));
             }
 
@@ -45,7 +46,7 @@ public sealed class SessionReplay(SessionLifecycle sessions, TurnProgressQuery p
             {
                 events.Add(new ClientEvent(new TurnStarted
                 {
-                    SessionId = sessionId, RequestId = requestId, UserId = userId, Seq = running.FirstSeq,
+                    SessionId = sessionId, RequestId = requestId, UserId = userId, Seq = running.FirstSeq, Replaces = running.Replaces,
                 }));
             }
 

@@ -117,10 +117,11 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
     /// The newest turns whose last event number is above <paramref name="afterSeq"/>, oldest first: at most
     /// <paramref name="limit"/> of them and, beyond the newest one, no more than <paramref name="maxReplyChars"/>
     /// characters of reply text. Read newest first and stopped at the budget, so a long history is never loaded whole.
+    /// With them, for each one that replaced an earlier version (regenerate, edit), the request it replaced.
     /// </summary>
-    public Task<IReadOnlyList<Turn>> LatestAsync(
+    public Task<(IReadOnlyList<Turn> Turns, IReadOnlyDictionary<long, Guid> Replaced)> LatestAsync(
         string userId, Guid sessionId, long afterSeq, int limit, int maxReplyChars, CancellationToken cancellationToken) =>
-        InTransactionAsync<IReadOnlyList<Turn>>(userId, sessionId, async (_, db, _) =>
+        InTransactionAsync<(IReadOnlyList<Turn>, IReadOnlyDictionary<long, Guid>)>(userId, sessionId, async (_, db, _) =>
         {
             if (!await db.Sessions.AnyAsync(s => s.Id == sessionId, cancellationToken))
             {
@@ -145,7 +146,11 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             }
 
             turns.Reverse();
-            return turns;
+            var from = turns.Count == 0 ? long.MaxValue : turns[0].TurnNo;
+            var replaced = await db.Turns.AsNoTracking()
+                .Where(t => t.SessionId == sessionId && t.SupersededBy != null && t.SupersededBy >= from)
+                .ToDictionaryAsync(t => t.SupersededBy!.Value, t => t.RequestId, cancellationToken);
+            return (turns, replaced);
         }, cancellationToken);
 
     /// <summary>Changes what is given: the title, the system prompt ('' goes back to the deployment's) and the

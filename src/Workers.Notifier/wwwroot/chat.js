@@ -60,7 +60,7 @@
     notifiers: [location.origin],
     notifier: 0,
     failovers: 0, // moves since the last successful connection: the wait before the next one grows with it
-    unconfirmed: null, // { sessionId, text, requestId } of a message the broker did not confirm
+    unconfirmed: null, // { sessionId, text, requestId, replaces? } of a message or replacement the broker did not confirm
     editing: null, // the chat whose last message the composer is editing
   };
 
@@ -684,11 +684,9 @@
       case 'TurnStarted':
         if (e.replaces) {
           // A new version of an earlier turn (regenerate, edit): it takes that turn's place.
+          // (Another tab's edit has a new text this page does not know: like a message sent elsewhere, it shows the reply.)
           const replaced = view.turns.get(key(e.replaces));
-          if (replaced && replaced !== turn) {
-            if (!turn.user && replaced.user) turn.user = addUserBubble(view, turn, replaced.user.textContent);
-            dropTurn(view, replaced);
-          }
+          if (replaced && replaced !== turn) dropTurn(view, replaced);
         }
         if (turn.started) {
           // The same request started again (its worker died): what was streamed so far is void.
@@ -890,7 +888,8 @@
     const replaceable = ready && running.length === 0 && Boolean(lastTurn(view));
     ui.regenerate.hidden = !replaceable;
     ui.editLast.hidden = !replaceable;
-    if (state.editing && state.editing !== (view && view.id)) stopEditing();
+    // An edit is of the turn that was last when it began: a chat switched, or a turn started meanwhile, ends it.
+    if (state.editing && (state.editing !== (view && view.id) || !replaceable)) stopEditing();
     ui.send.textContent = state.editing ? 'Save edit' : 'Send';
     ui.stop.hidden = running.length === 0;
     ui.stop.disabled = running.every((t) => t.stopping);
@@ -927,21 +926,42 @@
     ui.send.textContent = 'Send';
   }
 
-  /** Regenerate (no text) or edit the last turn: its new version streams in its place; the old one is kept as a version. */
+  /** Regenerate (no text) or edit the last turn: its new version streams in its place; the old one is kept as a version.
+   *  Refused, the old turn comes back (and an edit's text to the composer). */
   async function replaceLast(text) {
     const view = currentView();
     const last = lastTurn(view);
-    if (!last || !connected()) return;
+    if (!last) return;
+    if (!connected()) {
+      showError('not connected to the chat hub yet; try again in a moment');
+      return;
+    }
     clearError();
-    const requestId = uuid();
+    // Not confirmed by the broker last time ('unavailable'): the same replacement keeps its request id, so it runs once.
+    const again = state.unconfirmed;
+    const requestId = again && again.sessionId === view.id && again.replaces === last.requestId && again.text === text
+      ? again.requestId : uuid();
+    state.unconfirmed = null;
     const userText = text ?? (last.user ? last.user.textContent : '');
     dropTurn(view, last);
-    ensureTurn(view, requestId, userText);
+    const turn = ensureTurn(view, requestId, userText);
     scrollToEnd(true);
     try {
       if (text == null) await state.connection.invoke('RegenerateLast', view.id, requestId);
       else await state.connection.invoke('EditLast', view.id, text, requestId);
     } catch (error) {
+      dropTurn(view, turn);
+      if (last.user) view.thread.append(last.user);
+      view.thread.append(last.bubble);
+      view.turns.set(last.requestId, last);
+      if (String((error && error.message) || error).includes('unavailable:')) {
+        state.unconfirmed = { sessionId: view.id, text, requestId, replaces: last.requestId };
+      }
+      if (text != null) {
+        ui.input.value = text;
+        state.editing = view.id;
+        autosize();
+      }
       showError(error);
     }
     updateComposer();
@@ -962,6 +982,14 @@
     const text = ui.input.value.trim();
     if (!view || !text) return;
     if (state.editing === view.id) {
+      if (text.length > MAX_TEXT) {
+        showError(`too_large: a message may have at most ${MAX_TEXT} characters (this one has ${text.length})`);
+        return;
+      }
+      if (!connected()) {
+        showError('not connected to the chat hub yet; try again in a moment');
+        return;
+      }
       stopEditing();
       ui.input.value = '';
       autosize();
@@ -982,7 +1010,7 @@
     // A message the broker did not confirm ('unavailable') may still have been queued: sent again unchanged, it keeps
     // its request id, so it runs once.
     const again = state.unconfirmed;
-    const requestId = again && again.sessionId === view.id && again.text === text ? again.requestId : uuid();
+    const requestId = again && !again.replaces && again.sessionId === view.id && again.text === text ? again.requestId : uuid();
     state.unconfirmed = null;
     const turn = ensureTurn(view, requestId, text);
     ui.input.value = '';
@@ -1063,8 +1091,26 @@
   });
   ui.input.addEventListener('input', autosize);
   ui.stop.addEventListener('click', stop);
-  ui.regenerate.addEventListener('click', () => replaceLast(null).catch(showError));
+  ui.regenerate.addEventListener('click', () => {
+    if (state.editing) {
+      stopEditing();
+      ui.input.value = '';
+      autosize();
+    }
+    replaceLast(null).catch(showError);
+  });
   ui.editLast.addEventListener('click', editLast);
+  // An edit ends with Escape or an emptied composer; the composer is a new message's again.
+  ui.input.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.editing) {
+      stopEditing();
+      ui.input.value = '';
+      autosize();
+    }
+  });
+  ui.input.addEventListener('input', () => {
+    if (state.editing && !ui.input.value.trim()) stopEditing();
+  });
 
   if (typeof signalR === 'undefined') {
     showError('the SignalR client (lib/signalr.min.js) did not load; build the notifier to fetch it from npm');

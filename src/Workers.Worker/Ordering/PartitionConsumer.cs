@@ -16,15 +16,17 @@ public sealed class PartitionConsumer
 {
     private readonly IChannel _channel;
     private readonly ILogger _logger;
+    private readonly TimeSpan _publishTimeout;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inFlight;
     private volatile bool _stopping;
     private volatile bool _broken;
 
-    private PartitionConsumer(PartitionLease lease, IChannel channel, ILogger logger)
+    private PartitionConsumer(PartitionLease lease, IChannel channel, TimeSpan publishTimeout, ILogger logger)
     {
         Lease = lease;
         _channel = channel;
+        _publishTimeout = publishTimeout;
         _logger = logger;
     }
 
@@ -50,7 +52,7 @@ public sealed class PartitionConsumer
     }
 
     public static async Task<PartitionConsumer> StartAsync(
-        IConnection connection, PartitionLease lease, ushort prefetch,
+        IConnection connection, PartitionLease lease, ushort prefetch, TimeSpan publishTimeout,
         Func<PartitionDelivery, Task> onDelivery, ILogger logger, CancellationToken cancellationToken)
     {
         // Confirms on, so a copy published to the error queue is safely there before the original is acked.
@@ -58,7 +60,7 @@ public sealed class PartitionConsumer
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
             cancellationToken);
         await channel.BasicQosAsync(0, prefetch, global: false, cancellationToken);
-        var partitionConsumer = new PartitionConsumer(lease, channel, logger);
+        var partitionConsumer = new PartitionConsumer(lease, channel, publishTimeout, logger);
         var consumer = new AsyncEventingBasicConsumer(channel);
         // Deliveries of one channel are dispatched one at a time, so requests reach the lanes in queue order.
         consumer.ReceivedAsync += (_, e) =>
@@ -121,7 +123,9 @@ public sealed class PartitionConsumer
             letter.RequestId, letter.SessionId, letter.UserId, letter.Code, letter.Reason, letter.ExceptionType,
             Attempts = delivery.DeliveryCount, Partition, BodyBytes = delivery.Oversized is null ? delivery.Body.Length : (int?)null,
         }, JsonSerializerOptions.Web);
-        await _channel.BasicPublishAsync("", Workers.Core.Messaging.RequestTopology.ErrorQueue, mandatory: false, properties, body);
+        // Bounded like every publish of a turn: a confirmation lost with a broken channel would hold the lane for ever.
+        using var timeout = new CancellationTokenSource(_publishTimeout);
+        await _channel.BasicPublishAsync("", Workers.Core.Messaging.RequestTopology.ErrorQueue, mandatory: false, properties, body, timeout.Token);
     }
 
     public async Task StopAsync(TimeSpan drainTimeout)

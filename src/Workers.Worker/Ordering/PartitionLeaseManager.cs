@@ -203,7 +203,8 @@ public sealed class PartitionLeaseManager(
         bump.Parameters.Add(new NpgsqlParameter { Value = identity.Id });
         var epoch = (long)(await bump.ExecuteScalarAsync(cancellationToken))!;
         var consumer = await PartitionConsumer.StartAsync(
-            _broker!, new PartitionLease(partition, epoch), _options.PrefetchPerPartition, dispatcher.DispatchAsync, logger, cancellationToken);
+            _broker!, new PartitionLease(partition, epoch), _options.PrefetchPerPartition, _options.PublishTimeout, dispatcher.DispatchAsync, logger,
+            cancellationToken);
         lock (_owned)
         {
             _owned[partition] = consumer;

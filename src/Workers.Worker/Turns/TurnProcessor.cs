@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -33,11 +34,12 @@ public sealed class TurnProcessor(
     {
         using var span = StartTurnSpan(request, delivery);
         long? failingSince = null;
+        var counted = new StrongBox<bool>();
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                await RunAsync(request, delivery, retried: attempt > 0);
+                await RunAsync(request, delivery, retried: attempt > 0, counted);
                 return;
             }
             catch (Exception e) when (DatabaseFailover.Is(e) && delivery.Fenced)
@@ -109,7 +111,7 @@ public sealed class TurnProcessor(
         }
     }
 
-    private async Task RunAsync(ChatRequested request, PartitionDelivery delivery, bool retried)
+    private async Task RunAsync(ChatRequested request, PartitionDelivery delivery, bool retried, StrongBox<bool> counted)
     {
         var started = Stopwatch.GetTimestamp();
         var startedAt = DateTimeOffset.UtcNow;
@@ -122,7 +124,8 @@ public sealed class TurnProcessor(
         TurnStart session;
         using (WorkersTelemetry.Source.StartActivity("load session"))
         {
-            session = await turns.StartAsync(request);
+            session = await turns.StartAsync(request, counted.Value);
+            counted.Value = true;
         }
 
         if (session.AlreadyProcessed)
@@ -212,13 +215,20 @@ public sealed class TurnProcessor(
     {
         logger.LogInformation("Request {RequestId} of session {SessionId} already processed; acked without a new turn",
             request.RequestId, request.SessionId);
-        if ((delivery.Redelivered || retried) && await turns.FindOutcomeAsync(request) is { } turn)
+        if (delivery.Redelivered || retried)
         {
             // The broker redelivers only what was never acked: the worker may have died between the commit and
             // publishing the outcome. A retry here finds the same when the commit went through but its answer was lost
             // (a PgBouncer restart between COMMIT and its reply) or the outcome's publish failed. Publish it again, with
-            // its original seq, so clients can drop a repeat.
-            await events.FinalAsync(TurnFinalEvent.Of(turn));
+            // its original seq, so clients can drop a repeat; a request parked without a turn is told again as parked.
+            if (await turns.FindOutcomeAsync(request) is { } turn)
+            {
+                await events.FinalAsync(TurnFinalEvent.Of(turn));
+            }
+            else
+            {
+                await events.FailedAsync(request, 0, ErrorCodes.Poisoned, "This message could not be processed and was set aside.");
+            }
         }
 
         await delivery.AckAsync();

@@ -23,7 +23,7 @@ public sealed class TurnProgressConsumer(ActiveTurns turns, PartitionLeaseManage
             await context.Publish(new TurnProgress
             {
                 QueryId = question.QueryId, SessionId = question.SessionId, RequestId = reply.Request.RequestId,
-                UserId = reply.Request.UserId, FirstSeq = reply.FirstSeq, LastSeq = lastSeq, Text = text,
+                UserId = reply.Request.UserId, FirstSeq = reply.FirstSeq, LastSeq = lastSeq, Text = text, Replaces = reply.Replaces,
             }, c => c.Durable = false);
         }
         else if (leases.Owned.Contains(Partitioning.PartitionOf(question.SessionId, topology.Value.Partitions)))

@@ -21,10 +21,14 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
     private long _lastSeq = firstSeq - 1;
     private int _withheld;
+    private EventPublishTimeoutException? _toolEventFailure;
 
     public ChatRequested Request => request;
 
     public long FirstSeq => firstSeq;
+
+    /// <summary>The request whose turn this one replaces (regenerate, edit).</summary>
+    public Guid? Replaces => replaces;
 
     public string Text
     {
@@ -77,6 +81,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     public async Task AppendAsync(string? text, CancellationToken cancellationToken)
     {
+        ThrowIfToolEventFailed();
         if (string.IsNullOrEmpty(text))
         {
             return;
@@ -98,6 +103,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
+        ThrowIfToolEventFailed();
         string delta;
         long seq;
         lock (_gate)
@@ -131,11 +137,28 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
 
     public async Task ToolAsync(string tool, string status)
     {
-        // Text before the tool call goes out first, so clients see events in the order they happened.
-        await FlushAsync(CancellationToken.None);
-        if (!Fenced())
+        try
         {
-            await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+            // Text before the tool call goes out first, so clients see events in the order they happened.
+            await FlushAsync(CancellationToken.None);
+            if (!Fenced())
+            {
+                await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+            }
+        }
+        catch (EventPublishTimeoutException e)
+        {
+            // Thrown here it would reach Semantic Kernel, which hands any tool exception to the model as the tool's result
+            // and carries on: kept, and thrown from the stream's next step, so the turn is run again.
+            _toolEventFailure ??= e;
+        }
+    }
+
+    private void ThrowIfToolEventFailed()
+    {
+        if (_toolEventFailure is { } failure)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 

@@ -25,13 +25,17 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
     public void ForgetConnections() => store.ForgetConnections();
 
     /// <summary>Transaction 1. Throws <c>session_not_found</c> for a session of another user.</summary>
-    public async Task<TurnStart> StartAsync(ChatRequested request)
+    /// <param name="request">The request.</param>
+    /// <param name="counted">This delivery's attempt is already counted (an in-place retry after this transaction
+    /// committed once): the attempts counter stands in for a delivery count, to park a request that keeps killing its
+    /// worker, and a broker or database outage retried in place must not park a healthy request.</param>
+    public async Task<TurnStart> StartAsync(ChatRequested request, bool counted = false)
     {
         await using var scope = await store.BeginAsync(request.UserId, request.SessionId, CancellationToken.None);
         await using var batch = scope.Batch();
         CreateSessionIfNew(batch, request);
         ReserveEventSeqsAndApplySettings(batch, request);
-        RecordAttempt(batch, request);
+        RecordAttempt(batch, request, counted);
         LoadMemory(batch, request.SessionId);
         var replace = request.ReplaceLast == true;
         LoadHistory(batch, request.SessionId, _historyRows, replace);
@@ -117,9 +121,10 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
         var title = turn.TurnNo == 1 && turn.Status == TurnStatus.Complete ? SessionTitle.FromFirstMessage(turn.UserText) : null;
         var fence = AdvanceTurnCounterIfLeaseHeld(batch, turn.SessionId, seenTurnSeq, lease, title);
         InsertTurn(batch, turn);
-        if (replacesTurnNo is { } replaced)
+        if (replacesTurnNo is { } replaced && turn.Status != TurnStatus.Failed)
         {
-            // The old version stays, marked; history and replay read only current turns.
+            // The old version stays, marked; history and replay read only current turns. A replacement that failed
+            // leaves the old version current (a failed turn is no part of later prompts: the exchange would vanish).
             batch.Add("UPDATE workers.turns SET superseded_by = $3 WHERE session_id = $1 AND turn_no = $2 AND superseded_by IS NULL",
                 turn.SessionId, replaced, turn.TurnNo);
         }
@@ -202,13 +207,13 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature, model
             """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null, request.Model);
 
-    private static void RecordAttempt(RlsBatch batch, ChatRequested request) =>
+    private static void RecordAttempt(RlsBatch batch, ChatRequested request, bool counted) =>
         batch.Add(
             """
             INSERT INTO workers.inbox (session_id, request_id, owner_id, status) VALUES ($1, $2, $3, 'started')
-            ON CONFLICT (session_id, request_id) DO UPDATE SET attempts = inbox.attempts + 1, updated_at = now()
+            ON CONFLICT (session_id, request_id) DO UPDATE SET attempts = inbox.attempts + $4, updated_at = now()
             RETURNING status, attempts
-            """, request.SessionId, request.RequestId, request.UserId);
+            """, request.SessionId, request.RequestId, request.UserId, counted ? 0 : 1);
 
     private static void LoadMemory(RlsBatch batch, Guid sessionId) =>
         batch.Add("SELECT through_turn, summary, tokens FROM workers.session_memory WHERE session_id = $1", sessionId);

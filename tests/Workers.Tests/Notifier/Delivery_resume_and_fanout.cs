@@ -115,6 +115,28 @@ public sealed class Delivery_resume_and_fanout(ServicesFixture services)
     }
 
     [Fact]
+    public async Task A_regenerated_turn_says_which_it_replaces_live_and_in_a_replay_and_the_replaced_one_is_not_replayed()
+    {
+        var (pool, notifier) = await NotifierSystem.StartAsync(services);
+        await using var _ = pool;
+        await using var live = await notifier.ConnectAsync("alice");
+        var session = await live.CreateSessionAsync();
+        await live.SubscribeAsync(session);
+        var first = await live.SendAsync(session, "msg 1");
+        await live.WaitForAsync(e => e.Any(x => ChatClient.Is(x, "TurnCompleted", first)), TimeSpan.FromSeconds(20), "the first turn");
+        var again = await live.Connection.InvokeAsync<Guid>("RegenerateLast", session.ToString(), null);
+        await live.WaitForAsync(e => e.Any(x => ChatClient.Is(x, "TurnCompleted", again)), TimeSpan.FromSeconds(20), "the regenerated turn");
+        Assert.Equal(first, live.Live.Single(e => ChatClient.Is(e, "TurnStarted", again)).GetProperty("replaces").GetGuid());
+
+        // A client resuming from the start gets the current version only, and is told what it replaced.
+        await using var resumed = await notifier.ConnectAsync("alice");
+        var replay = await resumed.SubscribeAsync(session, 0);
+        Assert.DoesNotContain(replay, e => e.GetProperty("requestId").GetGuid() == first);
+        Assert.Equal(first, replay.Single(e => ChatClient.Is(e, "TurnStarted", again)).GetProperty("replaces").GetGuid());
+        Assert.Contains("msg 1", replay.Single(e => ChatClient.Is(e, "TurnCompleted", again)).GetProperty("text").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Resuming_after_a_long_absence_replays_the_newest_turns_within_the_cap_and_older_ones_page_over_rest()
     {
         var (pool, notifier) = await NotifierSystem.StartAsync(services,
