@@ -981,27 +981,19 @@
     const view = currentView();
     const text = ui.input.value.trim();
     if (!view || !text) return;
-    if (state.editing === view.id) {
-      if (text.length > MAX_TEXT) {
-        showError(`too_large: a message may have at most ${MAX_TEXT} characters (this one has ${text.length})`);
-        return;
-      }
-      if (!connected()) {
-        showError('not connected to the chat hub yet; try again in a moment');
-        return;
-      }
-      stopEditing();
-      ui.input.value = '';
-      autosize();
-      await replaceLast(text);
-      return;
-    }
     if (text.length > MAX_TEXT) {
       showError(`too_large: a message may have at most ${MAX_TEXT} characters (this one has ${text.length})`);
       return;
     }
     if (!connected()) {
       showError('not connected to the chat hub yet; try again in a moment');
+      return;
+    }
+    if (state.editing === view.id) {
+      stopEditing();
+      ui.input.value = '';
+      autosize();
+      await replaceLast(text);
       return;
     }
     clearError();
