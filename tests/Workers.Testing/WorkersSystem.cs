@@ -335,8 +335,9 @@ public sealed class WorkersSystem : IAsyncDisposable
         await File.WriteAllTextAsync(file + ".txt", await output + await errors);
     }
 
-    /// <summary>How many lines of all the processes' logs contain <paramref name="text"/>.</summary>
-    public int CountLogLines(string text) => _processes.Sum(p => p.Log.Count(l => l.Contains(text, StringComparison.Ordinal)));
+    /// <summary>How many lines of all the processes' logs contain every one of <paramref name="texts"/>.</summary>
+    public int CountLogLines(params string[] texts) =>
+        _processes.Sum(p => p.Log.Count(l => texts.All(text => l.Contains(text, StringComparison.Ordinal))));
 
     /// <summary>The processes' log lines about the sessions an ordering report names, to explain a breach.</summary>
     public string LogOf(OrderingReport report)
