@@ -146,7 +146,13 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             }
 
             turns.Reverse();
-            var from = turns.Count == 0 ? long.MaxValue : turns[0].TurnNo;
+            // Only a session with versions pays the second query: the turn numbers jump where a version was replaced.
+            if (turns.Count == 0 || turns[^1].TurnNo - turns[0].TurnNo == turns.Count - 1 && turns[0].TurnNo == 1)
+            {
+                return (turns, new Dictionary<long, Guid>());
+            }
+
+            var from = turns[0].TurnNo;
             var replaced = await db.Turns.AsNoTracking()
                 .Where(t => t.SessionId == sessionId && t.SupersededBy != null && t.SupersededBy >= from)
                 .ToDictionaryAsync(t => t.SupersededBy!.Value, t => t.RequestId, cancellationToken);

@@ -37,9 +37,8 @@ public sealed class ChatModels
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options.Value;
-        Default = o.Provider == "OpenAI"
-            ? new ChatModel(DefaultName, defaultService, o.OpenAI, "openai", o.OpenAI.Model ?? "", new ConversationMemory(defaultService, o.OpenAI, o))
-            : new ChatModel(DefaultName, defaultService, o.Offline, "offline", "offline", new ConversationMemory(defaultService, o.Offline, o));
+        var (provider, modelId) = o.Provider == "OpenAI" ? ("openai", o.OpenAI.Model ?? "") : ("offline", "offline");
+        Default = new ChatModel(DefaultName, defaultService, o.Limits, provider, modelId, new ConversationMemory(defaultService, o.Limits, o));
         _named = o.Models.ToDictionary(m => m.Key, m =>
         {
             var service = new OpenAIChatCompletionService(m.Value.Model!, Client(m.Value, $"Llm:Models:{m.Key}"));
