@@ -20,4 +20,21 @@ public static class ChatLimits
     public static bool IsModelName(string? name) =>
         name is { Length: >= 1 and <= 64 } && char.IsAsciiLetterOrDigit(name[0])
         && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    /// <summary>Most tool servers a session may enable.</summary>
+    public const int MaxToolServers = 16;
+
+    /// <summary>Whether <paramref name="name"/> can name a tool server (an MCP server a deployment configures): an ASCII
+    /// letter, then up to 31 letters, digits or <c>_</c>; the model sees its tools as <c>name-tool</c>.</summary>
+    public static bool IsToolServerName(string? name) =>
+        name is { Length: >= 1 and <= 32 } && char.IsAsciiLetter(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+
+    /// <summary>The error for a list of tool server names that <see cref="IsToolServerName"/> or the count refuses, or null.</summary>
+    public static string? CheckToolServers(IReadOnlyCollection<string?> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return names.Count > MaxToolServers ? $"tools may name at most {MaxToolServers} tool servers"
+            : names.All(IsToolServerName) ? null
+            : "tools must be tool servers' names: a letter, then up to 31 letters, digits or '_'";
+    }
 }

@@ -35,6 +35,11 @@ public sealed record ChatRequested
     /// name the workers do not know fails the turn with <c>invalid_request</c>. Absent: unchanged.</summary>
     public string? Model { get; init; }
 
+    /// <summary>Optional: sets the tool servers (MCP servers the deployment configures, by name) whose tools the
+    /// session's turns offer the model (kept); an empty list: none, only the built-in notes. A name the workers do not
+    /// know fails the turn with <c>invalid_request</c>. Absent: unchanged (a new session has the deployment's default set).</summary>
+    public IReadOnlyList<string>? Tools { get; init; }
+
     /// <summary>Optional: true makes this turn replace the session's last one (regenerate: an empty <see cref="Text"/>,
     /// the last turn's own text is asked again; edit: a new text). It runs in the session's order like any request; the replaced turn is kept as a superseded version
     /// and leaves the history later turns see. A session with no turn yet refuses it with <c>invalid_request</c>.</summary>

@@ -105,7 +105,10 @@ public static class NotifierRegistration
         app.MapHub<ChatHub>(AuthRegistration.HubPath, o => o.CloseOnAuthenticationExpiration = true);
         app.MapSessionEndpoints();
         app.MapDevTokens();
-        app.MapGet("/page-config.json", (IOptions<PageOptions> page) => new { notifiers = page.Value.NotifierUrls, models = page.Value.Models });
+        app.MapGet("/page-config.json", (IOptions<PageOptions> page) => new
+        {
+            notifiers = page.Value.NotifierUrls, models = page.Value.Models, tools = page.Value.Tools,
+        });
         app.MapOperatorEndpoints();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", HealthJson.Ready);

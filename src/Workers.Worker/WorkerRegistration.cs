@@ -11,6 +11,7 @@ using Workers.Worker.Memory;
 using Workers.Worker.Model;
 using Workers.Worker.Ordering;
 using Workers.Worker.Turns;
+using Workers.Worker.Tools;
 using Workers.Worker.Usage;
 
 namespace Workers.Worker;
@@ -55,6 +56,9 @@ public static class WorkerRegistration
         services.AddSingleton<TurnStore>();
         services.AddCheckedOptions<UsageOptions>(UsageOptions.SectionName);
         services.AddSingleton<TurnBudget>();
+        services.AddCheckedOptions<ToolOptions>(ToolOptions.Section);
+        services.AddSingleton<McpToolServers>();
+        services.AddHostedService(sp => sp.GetRequiredService<McpToolServers>());
         services.AddSingleton<ModelCall>();
         services.AddSingleton<TurnProcessor>();
         services.AddSingleton<PartitionDispatcher>();

@@ -14,6 +14,9 @@ public static class Repository
     /// <summary>The benchmark program's build output, in the same configuration (see <see cref="HostDll"/>).</summary>
     public static string BenchmarkDll() => BuildOutput("bench", "Workers.Benchmarks");
 
+    /// <summary>A program the tests start (under <c>tests/</c>), in the same configuration (see <see cref="HostDll"/>).</summary>
+    public static string TestProgramDll(string project) => BuildOutput("tests", project);
+
     private static string BuildOutput(string folder, string project)
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}",

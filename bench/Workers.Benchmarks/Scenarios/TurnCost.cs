@@ -292,7 +292,8 @@ internal static class TurnCost
         {
             var kernel = new Kernel();
             kernel.Plugins.AddFromObject(new SessionNotesPlugin(store, request.UserId, session), "notes");
-            kernel.FunctionInvocationFilters.Add(new ToolEventFilter(new TurnReply(request, 1, events, TimeSpan.FromMilliseconds(40), 200)));
+            kernel.AutoFunctionInvocationFilters.Add(new ToolEventFilter(new TurnReply(request, 1, events, TimeSpan.FromMilliseconds(40), 200),
+                16_000));
             return kernel;
         }
 

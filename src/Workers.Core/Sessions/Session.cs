@@ -21,4 +21,7 @@ public sealed class Session
 
     /// <summary>The name of the session's model; null: the deployment's default.</summary>
     [Column("model")] public string? Model { get; set; }
+
+    /// <summary>The tool servers the session's turns offer the model; null: the deployment's default set.</summary>
+    [Column("tools")] public string[]? Tools { get; set; }
 }

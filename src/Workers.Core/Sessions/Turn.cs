@@ -40,6 +40,10 @@ public sealed class Turn
     /// <see cref="OwnerId"/>. Null for turns from before it was recorded.</summary>
     [Column("producer")] public string? Producer { get; set; }
 
+    /// <summary>The tool calls of the turn as a JSON array (call id, tool, arguments, the result the model saw, status);
+    /// null when the model called none.</summary>
+    [Column("tool_calls", TypeName = "jsonb")] public string? ToolCalls { get; set; }
+
     /// <summary>The turn_no of the version that replaced this turn (regenerate, edit); null while it is current.</summary>
     [Column("superseded_by")] public long? SupersededBy { get; set; }
 }

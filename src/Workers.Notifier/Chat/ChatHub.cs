@@ -29,6 +29,10 @@ public sealed class ChatHub(
     public Task<SessionSummary> ChooseModel(string sessionId, string? model) =>
         sessions.UpdateAsync(UserId, SessionIds.Parse(sessionId), null, Context.ConnectionAborted, model: model ?? "");
 
+    /// <summary>The tool servers whose tools the session's turns offer the model (an empty list: only the built-in notes).</summary>
+    public Task<SessionSummary> ChooseTools(string sessionId, string[]? tools) =>
+        sessions.UpdateAsync(UserId, SessionIds.Parse(sessionId), null, Context.ConnectionAborted, tools: tools ?? []);
+
     public Task<IReadOnlyList<SessionSummary>> ListSessions() => sessions.ListAsync(UserId, Context.ConnectionAborted);
 
     /// <summary>Returns every event after <paramref name="afterSeq"/>; live events follow through <c>event</c>.</summary>

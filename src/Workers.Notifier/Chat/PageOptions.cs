@@ -18,11 +18,19 @@ public sealed class PageOptions : IValidatableObject
     /// and a name the workers lack fails that chat's next turn with <c>invalid_request</c>.</summary>
     public string[] Models { get; set; } = [];
 
+    /// <summary>Tool server names a chat's settings mention (the workers' <c>Tools:Mcp</c> names).</summary>
+    public string[] Tools { get; set; } = [];
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         foreach (var model in Models.Where(m => !Workers.Contracts.ChatLimits.IsModelName(m)))
         {
             yield return new ValidationResult($"'{model}' is not a model name", [nameof(Models)]);
+        }
+
+        foreach (var tool in Tools.Where(t => !Workers.Contracts.ChatLimits.IsToolServerName(t)))
+        {
+            yield return new ValidationResult($"'{tool}' is not a tool server name", [nameof(Tools)]);
         }
 
         foreach (var url in NotifierUrls)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Workers.Contracts;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,7 @@ public static class SessionEndpoints
         api.MapPost("/", async (SessionBody? body, HttpContext http, SessionLifecycle sessions) =>
         {
             var session = await sessions.CreateAsync(http.User.UserId(), body?.Title, http.RequestAborted, body?.SystemPrompt, body?.Temperature,
-                body?.Model);
+                body?.Model, body?.Tools);
             return Results.Created($"/api/sessions/{session.Id}", session);
         });
         api.MapGet("/", (HttpContext http, SessionLifecycle sessions) => sessions.ListAsync(http.User.UserId(), http.RequestAborted));
@@ -42,11 +43,12 @@ public static class SessionEndpoints
             {
                 t.TurnNo, t.RequestId, t.UserText, t.ReplyText, t.Status, t.ErrorCode, t.FirstSeq, t.LastSeq, t.StartedAt,
                 t.CompletedAt, t.PromptTokens, t.CompletionTokens, t.SupersededBy,
+                ToolCalls = t.ToolCalls is null ? (JsonElement?)null : JsonSerializer.Deserialize<JsonElement>(t.ToolCalls),
             });
         });
         api.MapPatch("/{id}", (string id, SessionBody body, HttpContext http, SessionLifecycle sessions) =>
             sessions.UpdateAsync(http.User.UserId(), SessionIds.Parse(id), body.Title, http.RequestAborted, body.SystemPrompt, body.Temperature,
-                body.Model));
+                body.Model, body.Tools));
         api.MapDelete("/{id}", async (string id, HttpContext http, SessionLifecycle sessions) =>
         {
             await sessions.DeleteAsync(http.User.UserId(), SessionIds.Parse(id), http.RequestAborted);
@@ -132,7 +134,8 @@ public static class SessionEndpoints
         }, title: code, extensions: new Dictionary<string, object?> { ["code"] = code });
 
     /// <summary>A session's fields a client sets; absent (null) ones are left as they are.</summary>
-    public sealed record SessionBody(string? Title, string? SystemPrompt, double? Temperature, string? Model = null);
+    public sealed record SessionBody(string? Title, string? SystemPrompt, double? Temperature, string? Model = null,
+        IReadOnlyList<string>? Tools = null);
 
     public sealed record MessageBody(string? Text, string? RequestId);
 

@@ -21,7 +21,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
     public static readonly TimeSpan FailoverWindow = TimeSpan.FromSeconds(45);
 
     public Task<SessionSummary> CreateAsync(string userId, string? title, CancellationToken cancellationToken,
-        string? systemPrompt = null, double? temperature = null, string? model = null)
+        string? systemPrompt = null, double? temperature = null, string? model = null, IReadOnlyList<string>? tools = null)
     {
         var session = new Session
         {
@@ -33,6 +33,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             SystemPrompt = CheckPrompt(systemPrompt),
             Temperature = CheckTemperature(temperature),
             Model = CheckModel(model),
+            Tools = CheckTools(tools),
         };
         return InTransactionAsync(userId, session.Id, async (scope, db, attempt) =>
         {
@@ -159,12 +160,13 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             return (turns, replaced);
         }, cancellationToken);
 
-    /// <summary>Changes what is given: the title, the system prompt ('' goes back to the deployment's) and the
-    /// temperature; null leaves a field as it is.</summary>
+    /// <summary>Changes what is given: the title, the system prompt ('' goes back to the deployment's), the temperature,
+    /// the model ('' the default) and the tool servers ([] none); null leaves a field as it is.</summary>
     public Task<SessionSummary> UpdateAsync(string userId, Guid sessionId, string? title, CancellationToken cancellationToken,
-        string? systemPrompt = null, double? temperature = null, string? model = null)
+        string? systemPrompt = null, double? temperature = null, string? model = null, IReadOnlyList<string>? tools = null)
     {
         var checkedModel = CheckModel(model);
+        var checkedTools = CheckTools(tools);
         var checkedTitle = title is null ? null : CheckTitle(title);
         var checkedPrompt = CheckPrompt(systemPrompt);
         var checkedTemperature = CheckTemperature(temperature);
@@ -176,6 +178,7 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
             session.SystemPrompt = systemPrompt is null ? session.SystemPrompt : checkedPrompt;
             session.Temperature = checkedTemperature ?? session.Temperature;
             session.Model = model is null ? session.Model : checkedModel;
+            session.Tools = checkedTools ?? session.Tools;
             await db.SaveChangesAsync(cancellationToken);
             await scope.CommitAsync(cancellationToken);
             return SessionSummary.Of(session);
@@ -237,6 +240,12 @@ public sealed class SessionLifecycle(SessionStore store, ILogger<SessionLifecycl
         : ChatLimits.IsModelName(model) ? model
         : throw new ChatErrorException(ErrorCodes.InvalidRequest,
             "model must be a model's name: a letter or digit, then up to 63 letters, digits, '.', '_' or '-'");
+
+    // The tool servers by name (an empty list: none); whether the workers have them is theirs to say.
+    private static string[]? CheckTools(IReadOnlyList<string>? tools) =>
+        tools is null ? null
+        : ChatLimits.CheckToolServers(tools) is { } error ? throw new ChatErrorException(ErrorCodes.InvalidRequest, error)
+        : [.. tools.Distinct(StringComparer.Ordinal)];
 
     private static float? CheckTemperature(double? temperature) =>
         temperature is null ? null

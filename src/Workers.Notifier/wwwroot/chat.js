@@ -34,6 +34,7 @@
     settingsPrompt: $('settings-prompt'),
     settingsTemperature: $('settings-temperature'),
     settingsModel: $('settings-model'),
+    settingsTools: $('settings-tools'),
     regenerate: $('regenerate'),
     editLast: $('edit-last'),
     modelNames: $('model-names'),
@@ -75,6 +76,10 @@
       const config = response.ok ? await response.json() : {};
       const listed = config.notifiers;
       // The models a chat may choose, offered in its settings (one can still be typed).
+      // The tool servers a chat may turn on, offered as the field's hint.
+      if (Array.isArray(config.tools) && config.tools.length > 0) {
+        ui.settingsTools.title = `Tool servers, comma-separated (here: ${config.tools.join(', ')}); empty: none but notes`;
+      }
       if (Array.isArray(config.models)) {
         ui.modelNames.replaceChildren(...config.models.map((name) => Object.assign(document.createElement('option'), { value: String(name) })));
       }
@@ -443,21 +448,26 @@
     }
   }
 
-  /** The open chat's own system prompt ('' = the deployment's), temperature (empty = unchanged) and model ('' = the default). */
+  /** The open chat's own system prompt ('' = the deployment's), temperature (empty = unchanged), model ('' = the default)
+   * and tool servers (sent only when changed: a chat that never chose has the deployment's default set). */
   async function saveSettings() {
     const id = state.currentId;
     if (!id) return;
+    const session = state.sessions.get(key(id));
     const temperature = ui.settingsTemperature.value.trim();
+    const tools = ui.settingsTools.value.trim();
+    const toolsChanged = tools !== toolsText(session);
     const updated = await api('PATCH', `/api/sessions/${encodeURIComponent(id)}`, {
       systemPrompt: ui.settingsPrompt.value,
       temperature: temperature === '' ? null : Number(temperature),
       model: ui.settingsModel.value.trim(),
+      tools: toolsChanged ? tools.split(',').map((name) => name.trim()).filter((name) => name !== '') : null,
     });
-    const session = state.sessions.get(key(id));
     if (session && updated) {
       session.systemPrompt = updated.systemPrompt;
       session.temperature = updated.temperature;
       session.model = updated.model;
+      session.tools = updated.tools;
     }
     ui.settings.open = false;
   }
@@ -590,6 +600,7 @@
       ui.settingsPrompt.value = session.systemPrompt || '';
       ui.settingsTemperature.value = session.temperature == null ? '' : String(session.temperature);
       ui.settingsModel.value = session.model || '';
+      ui.settingsTools.value = toolsText(session);
     }
     ui.messages.replaceChildren(...(view ? [view.thread] : []));
     updateComposer();
@@ -705,7 +716,7 @@
         setStatus(view, turn, 'streaming');
         break;
       case 'ToolInvoked':
-        addTool(turn, e.tool, e.status);
+        addTool(turn, e);
         break;
       case 'TurnCompleted':
         setReply(turn, e.text ?? turn.text);
@@ -838,14 +849,26 @@
     turn.note.hidden = false;
   }
 
-  function addTool(turn, tool, status) {
-    const chip = document.createElement('span');
-    const ok = status === 'ok';
-    chip.className = `tool ${ok ? 'ok' : 'error'}`;
-    chip.dataset.testid = 'tool';
-    chip.title = `${tool} ${ok ? 'succeeded' : status}`;
-    chip.textContent = `${tool} ${ok ? '✓' : '✗'}`;
-    turn.tools.append(chip);
+  function toolsText(session) {
+    return session && Array.isArray(session.tools) ? session.tools.join(', ') : '';
+  }
+
+  /** A tool call's chip: added when it starts, updated in place when it ends (by call id). */
+  function addTool(turn, e) {
+    const status = String(e.status || '');
+    let chip = e.callId ? [...turn.tools.children].find((c) => c.dataset.callId === String(e.callId)) : null;
+    if (!chip) {
+      chip = document.createElement('span');
+      chip.dataset.testid = 'tool';
+      if (e.callId) chip.dataset.callId = String(e.callId);
+      turn.tools.append(chip);
+    }
+    const look = { started: ['running', '…', 'running'], ok: ['ok', '✓', 'succeeded'], timeout: ['error', '⏱', 'timed out'], cancelled: ['error', '■', 'stopped'] }[status]
+      || ['error', '✗', status || 'failed'];
+    chip.className = `tool ${look[0]}`;
+    chip.dataset.status = status;
+    chip.title = `${e.tool} ${look[2]}${e.durationMs != null ? ` in ${Math.round(e.durationMs)} ms` : ''}`;
+    chip.textContent = `${e.tool} ${look[1]}`;
     turn.tools.hidden = false;
   }
 

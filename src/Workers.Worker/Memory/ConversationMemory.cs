@@ -4,6 +4,7 @@ using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Microsoft.SemanticKernel.Connectors.OpenAI;
 using Workers.Worker.Model;
+using Workers.Worker.Tools;
 
 namespace Workers.Worker.Memory;
 
@@ -35,13 +36,15 @@ public sealed class ConversationMemory(IChatCompletionService model, ContextLimi
     /// <param name="memory">The stored summary, if any.</param>
     /// <param name="message">The user's new message.</param>
     /// <param name="systemPrompt">The session's own system prompt, or null for the deployment's.</param>
-    public MemoryPlan Plan(IReadOnlyList<HistoryTurn> turns, SessionMemory? memory, string message, string? systemPrompt = null)
+    /// <param name="toolTokens">The tool definitions the turn offers (MCP servers' schemas), sent with every request.</param>
+    public MemoryPlan Plan(IReadOnlyList<HistoryTurn> turns, SessionMemory? memory, string message, string? systemPrompt = null,
+        int toolTokens = 0)
     {
         ArgumentNullException.ThrowIfNull(turns);
         var limits = _limits;
-        var sizes = turns.Select(t => t.Tokens ?? TokenCount.Turn(limits.Encoding, t.User, t.Reply)).ToList();
+        var sizes = turns.Select(t => t.Tokens ?? CountTurn(t.User, t.Reply, t.Tools)).ToList();
         var fixedPart = TokenCount.PerRequest + TokenCount.Message(limits.Encoding, systemPrompt ?? _options.SystemPrompt)
-            + TokenCount.Message(limits.Encoding, message);
+            + TokenCount.Message(limits.Encoding, message) + toolTokens;
         var prompt = fixedPart + (memory?.Tokens ?? 0) + sizes.Sum();
         if (prompt + limits.OutputReserve <= limits.ContextWindow * _options.SummarizeAtPercent / 100)
         {
@@ -76,8 +79,13 @@ public sealed class ConversationMemory(IChatCompletionService model, ContextLimi
         foreach (var turn in plan.Fold)
         {
             // One line per message, so a summariser (the offline one too) can tell who said what.
-            transcript.Append("user: ").Append(OneLine(turn.User)).Append('\n')
-                .Append("assistant: ").Append(OneLine(turn.Reply)).Append('\n');
+            transcript.Append("user: ").Append(OneLine(turn.User)).Append('\n');
+            foreach (var call in turn.Tools ?? [])
+            {
+                transcript.Append("tool ").Append(call.Tool).Append(": ").Append(OneLine(call.Result)).Append('\n');
+            }
+
+            transcript.Append("assistant: ").Append(OneLine(turn.Reply)).Append('\n');
         }
 
         var prompt = new ChatHistory(Instructions);
@@ -107,6 +115,18 @@ public sealed class ConversationMemory(IChatCompletionService model, ContextLimi
         foreach (var turn in kept)
         {
             chat.AddUserMessage(turn.User);
+            foreach (var call in turn.Tools ?? [])
+            {
+                // Each call and its result as the model saw them; results as plain strings (rebuilt from our rows, they
+                // are sent as they were, not encoded twice).
+                var asked = new ChatMessageContent(AuthorRole.Assistant, content: null);
+                asked.Items.Add(new FunctionCallContent(call.Function, call.Plugin, call.Id, Arguments(call.Arguments)));
+                var answered = new ChatMessageContent(AuthorRole.Tool, content: null);
+                answered.Items.Add(new FunctionResultContent(call.Function, call.Plugin, call.Id, call.Result));
+                chat.Add(asked);
+                chat.Add(answered);
+            }
+
             chat.AddAssistantMessage(turn.Reply);
         }
 
@@ -114,8 +134,25 @@ public sealed class ConversationMemory(IChatCompletionService model, ContextLimi
         return chat;
     }
 
-    /// <summary>Tokens of a committed turn, stored with it so later turns need not count it again.</summary>
-    public int CountTurn(string user, string reply) => TokenCount.Turn(_limits.Encoding, user, reply);
+    /// <summary>Tokens of a committed turn, its tool calls included, stored with it so later turns need not count it again.</summary>
+    public int CountTurn(string user, string reply, IReadOnlyList<ToolCall>? tools = null) =>
+        TokenCount.Turn(_limits.Encoding, user, reply)
+        + (tools ?? []).Sum(c => TokenCount.Message(_limits.Encoding, $"{c.Plugin}-{c.Function} {c.Arguments}")
+                                 + TokenCount.Message(_limits.Encoding, c.Result));
+
+    /// <summary>Tokens of a piece of text in this model's encoding.</summary>
+    public int CountText(string text) => TokenCount.Of(_limits.Encoding, text);
+
+    private static KernelArguments Arguments(string json)
+    {
+        var arguments = new KernelArguments();
+        foreach (var (name, value) in System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, System.Text.Json.JsonElement>>(json) ?? [])
+        {
+            arguments[name] = value;
+        }
+
+        return arguments;
+    }
 
     /// <summary>How long a summary may be: a tenth of the window.</summary>
     private int SummaryBudget => _limits.ContextWindow / 10;

@@ -12,7 +12,9 @@ public sealed record SessionMemory(long ThroughTurn, string Summary, int Tokens)
 /// <param name="User">The user's message.</param>
 /// <param name="Reply">The reply.</param>
 /// <param name="Tokens">Counted at its commit; null for turns from before counts were kept (counted on load).</param>
-public sealed record HistoryTurn(long TurnNo, string User, string Reply, int? Tokens);
+/// <param name="Tools">The tool calls the model made in it, with their results as it saw them, in order.</param>
+public sealed record HistoryTurn(long TurnNo, string User, string Reply, int? Tokens,
+    IReadOnlyList<Workers.Worker.Tools.ToolCall>? Tools = null);
 
 /// <summary>What a turn's <c>TurnStarted</c> tells the client about the history it sends.</summary>
 /// <param name="ContextTokens">The prompt's estimated tokens.</param>

@@ -1,26 +1,65 @@
+using System.Diagnostics;
+using System.Text.Json;
 using Microsoft.SemanticKernel;
+using Workers.Core.Sessions;
 using Workers.Worker.Turns;
 
 namespace Workers.Worker.Tools;
 
-/// <summary>Emits <c>ToolInvoked</c> (name and outcome, never arguments or results) for every function the model calls.</summary>
-public sealed class ToolEventFilter(TurnReply reply) : IFunctionInvocationFilter
+/// <summary>
+/// Every tool call the model makes, whatever the tool: <c>ToolInvoked</c> when it starts and when it ends (name, call id,
+/// status and duration; never arguments or results), its result as text capped at <see cref="ToolOptions.MaxResultChars"/>,
+/// a failure or timeout turned into a result the model can read, and the call kept for the turn's commit.
+/// </summary>
+public sealed class ToolEventFilter(TurnReply reply, int maxResultChars) : IAutoFunctionInvocationFilter
 {
-    public async Task OnFunctionInvocationAsync(FunctionInvocationContext context, Func<FunctionInvocationContext, Task> next)
+    public async Task OnAutoFunctionInvocationAsync(AutoFunctionInvocationContext context, Func<AutoFunctionInvocationContext, Task> next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
-        var tool = $"{context.Function.PluginName}.{context.Function.Name}";
+        var plugin = context.Function.PluginName ?? "";
+        var tool = $"{plugin}.{context.Function.Name}";
+        var callId = context.ToolCallId ?? $"call_{context.RequestSequenceIndex}_{context.FunctionSequenceIndex}";
+        await reply.ToolAsync(tool, callId, ToolStatus.Started, null);
+        var started = Stopwatch.GetTimestamp();
+        string status = ToolStatus.Ok, text;
         try
         {
             await next(context);
+            text = context.Result.GetValue<object>() switch
+            {
+                null => "",
+                string s => s,
+                var other => JsonSerializer.Serialize(other),
+            };
         }
-        catch (Exception) when (!context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
-            await reply.ToolAsync(tool, "error");
+            // The turn was cancelled (or ran out of time) during the call: its chip must not stay "started". Not kept: a
+            // call without a result cannot go into a later prompt.
+            await reply.ToolAsync(tool, callId, ToolStatus.Cancelled, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             throw;
         }
+        catch (ToolCallException e)
+        {
+            (status, text) = (e.Status, e.Message);
+        }
+        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // Semantic Kernel would hand the model the exception's message; it gets a plain statement instead.
+            (status, text) = (ToolStatus.Error, $"The tool failed ({e.GetType().Name}).");
+        }
 
-        await reply.ToolAsync(tool, "ok");
+        if (text.Length > maxResultChars)
+        {
+            text = $"{TextCut.Prefix(text, maxResultChars)}\n[cut: {text.Length - maxResultChars} more characters]";
+        }
+
+        context.Result = new FunctionResult(context.Function, text);
+        reply.Record(new ToolCall(callId, plugin, context.Function.Name, ArgumentsJson(context.Arguments), text, status));
+        await reply.ToolAsync(tool, callId, status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
+
+    private static string ArgumentsJson(KernelArguments? arguments) =>
+        JsonSerializer.Serialize(arguments?.ToDictionary(a => a.Key, a => a.Value) ?? []);
 }

@@ -18,10 +18,11 @@ namespace Workers.Worker.Turns;
 /// The model's side of a turn: a kernel with this turn's tools, the streaming call under its timeout, reply events as
 /// the text arrives, and the usage the provider reports. The one place where a tool is registered.
 /// </summary>
-public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget budget, IOptions<ModelOptions> options,
-    ILogger<ModelCall> logger)
+public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget budget, McpToolServers toolServers,
+    IOptions<ModelOptions> options, IOptions<ToolOptions> toolOptions, ILogger<ModelCall> logger)
 {
     private readonly ModelOptions _options = options.Value;
+    private readonly ToolOptions _tools = toolOptions.Value;
 
     /// <summary>Streams the reply into <paramref name="reply"/>. A cancel or a failing provider ends the call with the
     /// text so far kept; anything else (the broker or the database gone) is thrown to the caller.</summary>
@@ -42,6 +43,8 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
         double firstTokenMs = 0;
         // The session's model; one this deployment does not have refuses the turn before anything is spent.
         var chosen = models.Resolve(session.Settings.Model);
+        // Likewise its tool servers; one that cannot be reached now is left out of this turn.
+        var servers = toolServers.Resolve(session.Settings.Tools);
         var (memory, limits, provider, modelName) = (chosen.Memory, chosen.Limits, chosen.Provider, chosen.ModelId);
         using var span = WorkersTelemetry.Source.StartActivity($"chat {modelName}", ActivityKind.Client);
         span?.SetTag("gen_ai.operation.name", "chat");
@@ -49,7 +52,18 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
         span?.SetTag("gen_ai.request.model", modelName);
         try
         {
-            var plan = memory.Plan(session.History, session.Memory, request.Text, session.Settings.SystemPrompt);
+            var mcpTools = new List<(string Server, IList<ModelContextProtocol.Client.McpClientTool> Tools, McpServerSettings Settings)>();
+            foreach (var server in servers)
+            {
+                if (await toolServers.ToolsAsync(server, cancel) is { } found)
+                {
+                    mcpTools.Add((server, found.Tools, found.Settings));
+                }
+            }
+
+            // The tools' names, descriptions and schemas go with every request of the turn: they are part of the prompt.
+            var toolTokens = mcpTools.SelectMany(s => s.Tools).Sum(t => memory.CountText($"{t.Name} {t.Description} {t.JsonSchema}"));
+            var plan = memory.Plan(session.History, session.Memory, request.Text, session.Settings.SystemPrompt, toolTokens);
             estimatedPrompt = plan.PromptTokens;
             if (budget.Enabled)
             {
@@ -97,7 +111,7 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
                 // The session's choice, within what the deployment allows.
                 Temperature = session.Settings.Temperature is { } temperature ? Math.Min(temperature, _options.MaxTemperature) : null,
             };
-            await foreach (var chunk in chosen.Service.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply), timeout.Token))
+            await foreach (var chunk in chosen.Service.GetStreamingChatMessageContentsAsync(chat, settings, KernelFor(request, reply, mcpTools), timeout.Token))
             {
                 if (firstTokenMs == 0 && !string.IsNullOrEmpty(chunk.Content))
                 {
@@ -139,7 +153,7 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
             int prompt = (promptTokens == 0 ? estimatedPrompt : promptTokens) + summaryPrompt, cached = cachedTokens + summaryCached,
                 completion = (completionTokens == 0 ? EstimateTokens(reply.Text) : completionTokens) + summaryCompletion;
             var result = new ModelCallResult(status, errorCode, prompt, completion, firstTokenMs,
-                memory.CountTurn(request.Text, reply.Text), status == TurnStatus.Complete ? written : null,
+                memory.CountTurn(request.Text, reply.Text, reply.ToolCalls), status == TurnStatus.Complete ? written : null,
                 new TurnUsage(provider, modelName, cached, limits.CostMicros(prompt, cached, completion)));
             span?.SetTag("gen_ai.usage.input_tokens", result.PromptTokens);
             span?.SetTag("gen_ai.usage.output_tokens", result.CompletionTokens);
@@ -153,12 +167,19 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
     }
 
     /// <summary>A kernel per turn: its tools are bound to this turn's user and session, never to arguments the model
-    /// chooses, and every call the model makes is reported as <c>ToolInvoked</c>.</summary>
-    private Kernel KernelFor(ChatRequested request, TurnReply reply)
+    /// chooses, and every call the model makes goes through <see cref="ToolEventFilter"/> (events, cap, kept).</summary>
+    private Kernel KernelFor(ChatRequested request, TurnReply reply,
+        List<(string Server, IList<ModelContextProtocol.Client.McpClientTool> Tools, McpServerSettings Settings)> mcpTools)
     {
         var kernel = new Kernel();
         kernel.Plugins.AddFromObject(new SessionNotesPlugin(store, request.UserId, request.SessionId), "notes");
-        kernel.FunctionInvocationFilters.Add(new ToolEventFilter(reply));
+        foreach (var (server, tools, settings) in mcpTools)
+        {
+            var caller = settings.SendCaller ? McpTool.Caller(request.UserId, request.SessionId) : null;
+            kernel.Plugins.AddFromFunctions(server, tools.Select(t => new McpTool(t, _tools.CallTimeout, caller).AsKernelFunction()));
+        }
+
+        kernel.AutoFunctionInvocationFilters.Add(new ToolEventFilter(reply, _tools.MaxResultChars));
         return kernel;
     }
 

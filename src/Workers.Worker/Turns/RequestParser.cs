@@ -158,6 +158,21 @@ public static class RequestParser
             }
         }
 
+        List<string>? tools = null;
+        string? toolsError = null;
+        if (json.TryGetProperty("tools", out var toolList) && toolList.ValueKind != JsonValueKind.Null)
+        {
+            if (toolList.ValueKind == JsonValueKind.Array && toolList.EnumerateArray().All(n => n.ValueKind == JsonValueKind.String))
+            {
+                tools = toolList.EnumerateArray().Select(n => n.GetString()!).Distinct(StringComparer.Ordinal).ToList();
+                toolsError = ChatLimits.CheckToolServers(tools);
+            }
+            else
+            {
+                toolsError = "tools must be an array of tool servers' names";
+            }
+        }
+
         bool? replaceLast = null;
         string? replaceError = null;
         if (json.TryGetProperty("replaceLast", out var replace) && replace.ValueKind != JsonValueKind.Null)
@@ -172,7 +187,7 @@ public static class RequestParser
         }
 
         var failure = sessionError ?? requestError ?? userError ?? textError ?? sentAtError ?? promptError ?? temperatureError ?? modelError
-                      ?? replaceError;
+                      ?? toolsError ?? replaceError;
         var code = ErrorCodes.InvalidRequest;
         if (failure is null && text!.Length == 0 && replaceLast != true)
         {
@@ -203,6 +218,7 @@ public static class RequestParser
             SystemPrompt = systemPrompt,
             Temperature = temperature,
             Model = model,
+            Tools = tools,
             ReplaceLast = replaceLast,
         });
     }

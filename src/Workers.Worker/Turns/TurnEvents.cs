@@ -27,10 +27,12 @@ public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
         PublishAsync(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },
             durable: false, cancellationToken);
 
-    public Task ToolAsync(ChatRequested r, long seq, string tool, string status, CancellationToken cancellationToken) =>
+    public Task ToolAsync(ChatRequested r, long seq, string tool, string callId, string status, double? durationMs,
+        CancellationToken cancellationToken) =>
         PublishAsync(new ToolInvoked
         {
-            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status,
+            SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Tool = tool, Status = status, CallId = callId,
+            DurationMs = durationMs is { } ms ? Math.Round(ms, 1) : null,
         }, durable: true, cancellationToken);
 
     /// <summary>A turn's last event (<see cref="Workers.Core.Sessions.TurnFinalEvent"/>): durable, like every event but deltas.</summary>

@@ -22,6 +22,7 @@ public sealed class TurnProcessor(
     TurnEvents events,
     ActiveTurns activeTurns,
     ChatModels models,
+    Tools.McpToolServers toolServers,
     IOptions<ModelOptions> modelOptions,
     IOptions<WorkerOptions> workerOptions,
     WorkerMetrics metrics,
@@ -121,6 +122,12 @@ public sealed class TurnProcessor(
             models.Resolve(request.Model);
         }
 
+        if (request.Tools is { } tools)
+        {
+            // Likewise a tool server it lacks.
+            toolServers.Resolve(tools);
+        }
+
         TurnStart session;
         using (WorkersTelemetry.Source.StartActivity("load session"))
         {
@@ -163,7 +170,7 @@ public sealed class TurnProcessor(
                 turn = new Turn
                 {
                     SessionId = request.SessionId, TurnNo = session.TurnSeq + 1, OwnerId = request.UserId, RequestId = request.RequestId,
-                    UserText = request.Text, ReplyText = reply.Text, Status = result.Status, ErrorCode = result.ErrorCode,
+                    UserText = request.Text, ReplyText = reply.Text, ToolCalls = Tools.ToolCall.ListToJson(reply.ToolCalls), Status = result.Status, ErrorCode = result.ErrorCode,
                     PromptTokens = result.PromptTokens, CompletionTokens = result.CompletionTokens, Tokens = result.TurnTokens,
                     Provider = result.Usage.Provider, Model = result.Usage.Model, CachedTokens = result.Usage.CachedTokens,
                     CostMicros = result.Usage.CostMicros,

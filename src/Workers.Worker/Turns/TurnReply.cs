@@ -18,6 +18,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
     private readonly Lock _gate = new();
     private readonly StringBuilder _text = new();
     private readonly StringBuilder _pending = new();
+    private readonly List<Workers.Worker.Tools.ToolCall> _toolCalls = [];
     private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
     private long _lastSeq = firstSeq - 1;
     private int _withheld;
@@ -135,7 +136,27 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
         }
     }
 
-    public async Task ToolAsync(string tool, string status)
+    /// <summary>The tool calls of this attempt that ended, in order: kept with the turn.</summary>
+    public IReadOnlyList<Workers.Worker.Tools.ToolCall> ToolCalls
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _toolCalls];
+            }
+        }
+    }
+
+    public void Record(Workers.Worker.Tools.ToolCall call)
+    {
+        lock (_gate)
+        {
+            _toolCalls.Add(call);
+        }
+    }
+
+    public async Task ToolAsync(string tool, string callId, string status, double? durationMs)
     {
         try
         {
@@ -143,7 +164,7 @@ public sealed class TurnReply(ChatRequested request, long firstSeq, TurnEvents e
             await FlushAsync(CancellationToken.None);
             if (!Fenced())
             {
-                await events.ToolAsync(request, NextSeq(), tool, status, CancellationToken.None);
+                await events.ToolAsync(request, NextSeq(), tool, callId, status, durationMs, CancellationToken.None);
             }
         }
         catch (EventPublishTimeoutException e)

@@ -19,4 +19,6 @@ public sealed record TurnStart(
 /// <param name="SystemPrompt">The system prompt.</param>
 /// <param name="Temperature">The sampling temperature.</param>
 /// <param name="Model">The name of the model (<see cref="Workers.Worker.Model.ChatModels"/>).</param>
-public sealed record SessionSettings(string? SystemPrompt, float? Temperature, string? Model = null);
+/// <param name="Tools">The tool servers whose tools the turns offer (<see cref="Workers.Worker.Tools.McpToolServers"/>);
+/// null: the deployment's default set.</param>
+public sealed record SessionSettings(string? SystemPrompt, float? Temperature, string? Model = null, IReadOnlyList<string>? Tools = null);

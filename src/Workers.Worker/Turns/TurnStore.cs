@@ -4,6 +4,7 @@ using Workers.Contracts;
 using Workers.Core.Sessions;
 using Workers.Worker.Memory;
 using Workers.Worker.Ordering;
+using Workers.Worker.Tools;
 
 namespace Workers.Worker.Turns;
 
@@ -56,7 +57,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             var turnSeq = reader.GetInt64(0);
             var firstSeq = reader.GetInt64(1) + 1;
             var settings = new SessionSettings(reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetFloat(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4));
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<string[]>(5));
             await reader.NextResultAsync();
             await reader.ReadAsync();
             var alreadyProcessed = reader.GetString(0) != TurnStatus.Started;
@@ -68,7 +69,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             while (await reader.ReadAsync())
             {
                 history.Add(new HistoryTurn(reader.GetInt64(0), reader.GetString(1), reader.GetString(2),
-                    reader.IsDBNull(3) ? null : reader.GetInt32(3)));
+                    reader.IsDBNull(3) ? null : reader.GetInt32(3), reader.IsDBNull(4) ? null : ToolCall.ListFromJson(reader.GetString(4))));
             }
 
             (long TurnNo, Guid RequestId, string UserText)? replaces = null;
@@ -203,9 +204,11 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             UPDATE workers.sessions SET event_seq = event_seq + $2,
                 system_prompt = CASE WHEN $3::text IS NULL THEN system_prompt ELSE NULLIF($3::text, '') END,
                 temperature = coalesce($4::real, temperature),
-                model = CASE WHEN $5::text IS NULL THEN model ELSE NULLIF($5::text, '') END
-            WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature, model
-            """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null, request.Model);
+                model = CASE WHEN $5::text IS NULL THEN model ELSE NULLIF($5::text, '') END,
+                tools = coalesce($6::text[], tools)
+            WHERE id = $1 RETURNING turn_seq, event_seq - $2, system_prompt, temperature, model, tools
+            """, request.SessionId, SeqBlock, request.SystemPrompt, request.Temperature is { } t ? (float)t : null, request.Model,
+            request.Tools?.ToArray());
 
     private static void RecordAttempt(RlsBatch batch, ChatRequested request, bool counted) =>
         batch.Add(
@@ -223,7 +226,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
     private static void LoadHistory(RlsBatch batch, Guid sessionId, int rows, bool replaceLast) =>
         batch.Add(
             """
-            SELECT turn_no, user_text, reply_text, tokens FROM workers.turns
+            SELECT turn_no, user_text, reply_text, tokens, tool_calls::text FROM workers.turns
             WHERE session_id = $1 AND status <> 'failed' AND superseded_by IS NULL
               AND turn_no > coalesce((SELECT through_turn FROM workers.session_memory WHERE session_id = $1), 0)
               AND (NOT $3 OR turn_no < (SELECT max(turn_no) FROM workers.turns WHERE session_id = $1 AND superseded_by IS NULL))
@@ -262,11 +265,11 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             """
             INSERT INTO workers.turns (session_id, turn_no, owner_id, request_id, user_text, reply_text, status, error_code,
                 prompt_tokens, completion_tokens, first_seq, last_seq, started_at, producer, tokens, provider, model, cached_tokens,
-                cost_micros)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                cost_micros, tool_calls)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20::jsonb)
             """, turn.SessionId, turn.TurnNo, turn.OwnerId, turn.RequestId, turn.UserText, turn.ReplyText, turn.Status,
             turn.ErrorCode, turn.PromptTokens, turn.CompletionTokens, turn.FirstSeq, turn.LastSeq, turn.StartedAt, turn.Producer,
-            turn.Tokens, turn.Provider, turn.Model, turn.CachedTokens, turn.CostMicros);
+            turn.Tokens, turn.Provider, turn.Model, turn.CachedTokens, turn.CostMicros, turn.ToolCalls);
 
     // What the turn spent joins its user's day, and its reservation (if budgets are on) is released: the budget now
     // counts the real figures. In the commit, so a fenced-out attempt spends nothing.

@@ -88,13 +88,13 @@ public sealed class FakeOpenAI : IAsyncDisposable
         }
     });
 
-    public FakeOpenAI ToolCall(string function, string argumentsJson) => Then(async context =>
+    public FakeOpenAI ToolCall(string function, string argumentsJson, string id = "call_1") => Then(async context =>
     {
         await StartStreamAsync(context);
         await ChunkAsync(context, new
         {
             role = "assistant",
-            tool_calls = new[] { new { index = 0, id = "call_1", type = "function", function = new { name = function, arguments = "" } } },
+            tool_calls = new[] { new { index = 0, id, type = "function", function = new { name = function, arguments = "" } } },
         }, null);
         await ChunkAsync(context, new { tool_calls = new[] { new { index = 0, function = new { arguments = argumentsJson } } } }, null);
         await ChunkAsync(context, new { }, "tool_calls");

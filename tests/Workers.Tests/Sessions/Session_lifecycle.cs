@@ -81,6 +81,19 @@ public sealed class Session_lifecycle(ServicesFixture services) : IAsyncLifetime
         Assert.Equal("big-1.5_b", (await _sessions.GetAsync("alice", created.Id, default)).Model);
         Assert.Null((await _sessions.UpdateAsync("alice", created.Id, null, default, model: "")).Model);
         Assert.Equal("small", (await _sessions.CreateAsync("alice", null, default, model: "small")).Model);
+
+        // Tool servers by name: null (the deployment's default set) until chosen, kept, [] for none; bad names refused.
+        Assert.Null((await _sessions.GetAsync("alice", created.Id, default)).Tools);
+        Assert.Equal(["web", "files"], (await _sessions.UpdateAsync("alice", created.Id, null, default, tools: ["web", "files", "web"])).Tools);
+        Assert.Equal(["web", "files"], (await _sessions.UpdateAsync("alice", created.Id, "again", default)).Tools);
+        foreach (var bad in new[] { "no-dashes", "1st", "notes.search", new string('t', 33) })
+        {
+            Assert.Equal(ErrorCodes.InvalidRequest,
+                (await Assert.ThrowsAsync<ChatErrorException>(() => _sessions.UpdateAsync("alice", created.Id, null, default, tools: [bad]))).Code);
+        }
+
+        Assert.Empty((await _sessions.UpdateAsync("alice", created.Id, null, default, tools: [])).Tools!);
+        Assert.Equal(["files"], (await _sessions.CreateAsync("alice", null, default, tools: ["files"])).Tools);
     }
 
     [Fact]

@@ -204,9 +204,11 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         Assert.Equal("Saved it.", completed.Text);
 
         var turn = pool.Events.Events.Where(e => e.RequestId == completed.RequestId).ToList();
-        var tool = Assert.Single(turn, e => e.Type == "ToolInvoked");
-        Assert.Equal("notes.remember", tool.Message.GetProperty("tool").GetString());
-        Assert.Equal("ok", tool.Message.GetProperty("status").GetString());
+        // One event as the call starts, one as it ends, paired by the provider's call id.
+        var tool = turn.Where(e => e.Type == "ToolInvoked").ToList();
+        Assert.All(tool, t => Assert.Equal("notes.remember", t.Message.GetProperty("tool").GetString()));
+        Assert.All(tool, t => Assert.Equal("call_1", t.Message.GetProperty("callId").GetString()));
+        Assert.Equal(["started", "ok"], tool.Select(t => t.Message.GetProperty("status").GetString()));
         Assert.Equal(turn.Select(e => e.Seq).Order(), turn.Select(e => e.Seq));
         Assert.Equal($"alice|{session}|blue", await pool.Db.ScalarAsync<string>(
             "SELECT owner_id || '|' || session_id || '|' || value FROM workers.session_notes WHERE key = 'color'"));
