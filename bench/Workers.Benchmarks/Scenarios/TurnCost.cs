@@ -292,8 +292,9 @@ internal static class TurnCost
         {
             var kernel = new Kernel();
             kernel.Plugins.AddFromObject(new SessionNotesPlugin(store, request.UserId, session), "notes");
-            kernel.AutoFunctionInvocationFilters.Add(new ToolEventFilter(new TurnReply(request, 1, events, TimeSpan.FromMilliseconds(40), 200),
-                16_000));
+            var filter = new ToolEventFilter(new TurnReply(request, 1, events, TimeSpan.FromMilliseconds(40), 200), 16_000);
+            kernel.AutoFunctionInvocationFilters.Add(filter);
+            kernel.FunctionInvocationFilters.Add(filter);
             return kernel;
         }
 

@@ -642,6 +642,9 @@
     if (status === 'failed') {
       setError(turn, stored.errorCode || 'failed', '');
     }
+    for (const call of Array.isArray(stored.toolCalls) ? stored.toolCalls : []) {
+      addTool(turn, { tool: `${call.plugin}.${call.function}`, status: call.status, callId: call.id });
+    }
     if (status === 'complete' && stored.completionTokens) {
       setMeta(turn, `${stored.completionTokens} tokens`);
     }

@@ -7,19 +7,33 @@ using Workers.Worker.Turns;
 namespace Workers.Worker.Tools;
 
 /// <summary>
-/// Every tool call the model makes, whatever the tool: <c>ToolInvoked</c> when it starts and when it ends (name, call id,
+/// Every tool call the model makes, whatever the tool and however it is invoked (Semantic Kernel's automatic function
+/// calling for a real model, <c>Kernel.InvokeAsync</c> for the offline one): <c>ToolInvoked</c> when it starts and when it ends (name, call id,
 /// status and duration; never arguments or results), its result as text capped at <see cref="ToolOptions.MaxResultChars"/>,
 /// a failure or timeout turned into a result the model can read, and the call kept for the turn's commit.
 /// </summary>
-public sealed class ToolEventFilter(TurnReply reply, int maxResultChars) : IAutoFunctionInvocationFilter
+public sealed class ToolEventFilter(TurnReply reply, int maxResultChars) : IAutoFunctionInvocationFilter, IFunctionInvocationFilter
 {
+    // The provider's id of the call being invoked: only automatic function calling knows it, and it runs the function
+    // (and so the function filter below) inside its own filter.
+    private readonly AsyncLocal<string?> _callId = new();
+    private int _calls;
+
     public async Task OnAutoFunctionInvocationAsync(AutoFunctionInvocationContext context, Func<AutoFunctionInvocationContext, Task> next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        _callId.Value = context.ToolCallId;
+        await next(context);
+    }
+
+    public async Task OnFunctionInvocationAsync(FunctionInvocationContext context, Func<FunctionInvocationContext, Task> next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
         var plugin = context.Function.PluginName ?? "";
         var tool = $"{plugin}.{context.Function.Name}";
-        var callId = context.ToolCallId ?? $"call_{context.RequestSequenceIndex}_{context.FunctionSequenceIndex}";
+        var callId = _callId.Value ?? $"call_{Interlocked.Increment(ref _calls)}";
         await reply.ToolAsync(tool, callId, ToolStatus.Started, null);
         var started = Stopwatch.GetTimestamp();
         string status = ToolStatus.Ok, text;

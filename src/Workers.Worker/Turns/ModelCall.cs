@@ -179,7 +179,9 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
             kernel.Plugins.AddFromFunctions(server, tools.Select(t => new McpTool(t, _tools.CallTimeout, caller).AsKernelFunction()));
         }
 
-        kernel.AutoFunctionInvocationFilters.Add(new ToolEventFilter(reply, _tools.MaxResultChars));
+        var filter = new ToolEventFilter(reply, _tools.MaxResultChars);
+        kernel.AutoFunctionInvocationFilters.Add(filter);
+        kernel.FunctionInvocationFilters.Add(filter);
         return kernel;
     }
 

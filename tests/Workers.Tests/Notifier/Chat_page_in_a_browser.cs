@@ -75,6 +75,12 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         // The new chat is named after its first message.
         await Assertions.Expect(page.GetByTestId("session-title")).ToHaveTextAsync("remember colour = blue");
 
+        // The tool call is kept with the turn: a reload shows it from the history.
+        await page.ReloadAsync();
+        await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync("alice");
+        await Assertions.Expect(page.GetByTestId("messages").GetByTestId("assistant").GetByTestId("tool"))
+            .ToHaveTextAsync("notes.remember ✓", new() { Timeout = 15_000 });
+
         var screenshot = Path.Combine(Repository.Root, "TestResults", "screenshots", "chat.png");
         Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
         await page.ScreenshotAsync(new() { Path = screenshot, FullPage = true });
@@ -109,6 +115,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         // The models the deployment lists are offered; one is chosen.
         Assert.Equal(["big", "small"], await page.Locator("#model-names option").EvaluateAllAsync<string[]>("os => os.map(o => o.value)"));
         await page.GetByTestId("settings-model").FillAsync("big");
+        await page.GetByTestId("settings-tools").FillAsync("web, files");
         await page.GetByTestId("settings-save").ClickAsync();
         using var http = notifier.Http("carol");
         JsonElement saved = default;
@@ -124,6 +131,7 @@ public sealed class Chat_page_in_a_browser(ServicesFixture services)
         Assert.Equal("Be brief.", saved.GetProperty("systemPrompt").GetString());
         Assert.Equal(0.5, saved.GetProperty("temperature").GetDouble());
         Assert.Equal("big", saved.GetProperty("model").GetString());
+        Assert.Equal(["web", "files"], saved.GetProperty("tools").EnumerateArray().Select(t => t.GetString()));
         Assert.Empty(browser.Problems);
     }
 

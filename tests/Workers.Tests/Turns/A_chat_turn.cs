@@ -125,7 +125,14 @@ public sealed class A_chat_turn(ServicesFixture services)
             "Notes in this session: color = blue"], answers);
         Assert.All(answers, a => Assert.DoesNotContain("bob-0000", a!, StringComparison.Ordinal));
         Assert.All(answers, a => Assert.DoesNotContain("alpha", a!, StringComparison.Ordinal));
-        Assert.Contains(pool.Events.OfType("ToolInvoked"), e => e.SessionId == session && e.Message.GetProperty("tool").GetString() == "notes.list");
+        // The offline model calls its tools through the kernel too: each call is reported once as it starts and once as
+        // it ends, and kept with its turn.
+        Assert.Equal(["started", "ok"], pool.Events.OfType("ToolInvoked")
+            .Where(e => e.SessionId == session && e.Message.GetProperty("tool").GetString() == "notes.list")
+            .Select(e => e.Message.GetProperty("status").GetString()));
+        Assert.Equal("notes|list|ok", await pool.Db.ScalarAsync<string>(
+            $"SELECT c->>'plugin' || '|' || (c->>'function') || '|' || (c->>'status') FROM workers.turns, jsonb_array_elements(tool_calls) c " +
+            $"WHERE session_id = '{session}' AND c->>'function' = 'list'"));
         Assert.Equal(3L, await pool.Db.ScalarAsync<long>("SELECT count(*) FROM workers.session_notes"));
     }
 }
