@@ -7,7 +7,7 @@ namespace Workers.McpTestServer;
 
 /// <summary>
 /// Tools for the tests: one that answers, one that fails, one that never answers, one that answers too much, one that
-/// shows the environment it was started with, and a per-caller store that trusts only the caller the worker puts in
+/// ends its own process, one that shows the environment it was started with, and a per-caller store that trusts only the caller the worker puts in
 /// <c>_meta</c> (as a server keeping data per user should).
 /// </summary>
 [McpServerToolType]
@@ -30,6 +30,13 @@ public sealed class TestTools
 
     [McpServerTool(Name = "flood"), Description("Answers with that many characters.")]
     public static string Flood([Description("How many")] int chars) => new('x', chars);
+
+    [McpServerTool(Name = "crash"), Description("Ends the server's process.")]
+    public static string Crash()
+    {
+        System.Environment.Exit(3);
+        return "unreachable";
+    }
 
     [McpServerTool(Name = "environment"), Description("The names of the server's environment variables.")]
     public static string Environment() =>

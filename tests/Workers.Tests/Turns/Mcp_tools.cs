@@ -48,7 +48,7 @@ public sealed class Mcp_tools(ServicesFixture services)
 
         // Offered: the session's server's tools (names Semantic Kernel accepts) beside the built-in notes.
         var offered = ToolNames(model.Requests[0].Body);
-        Assert.Equal(["local-caller_keep", "local-caller_read", "local-echo", "local-environment", "local-fail", "local-flood", "local-hang",
+        Assert.Equal(["local-caller_keep", "local-caller_read", "local-crash", "local-echo", "local-environment", "local-fail", "local-flood", "local-hang",
             "notes-list", "notes-recall", "notes-remember"], offered);
 
         // What the model got back for each call: the answer, the error, the timeout, the capped flood, the clean environment.
@@ -108,6 +108,16 @@ public sealed class Mcp_tools(ServicesFixture services)
         Assert.Equal(8, model.Requests.Count);
         Assert.True(await pool.Db.ScalarAsync<bool>($"SELECT tools IS NULL FROM workers.sessions WHERE id = '{other}'"),
             "the refused list was stored");
+
+        // A server that dies during a call: that call fails (the model is told), the turn completes, and the next turn
+        // finds the server started again.
+        model.ToolCall("local-crash", "{}", "c6").Text("Oops.").ToolCall("local-echo", """{"text":"back"}""", "c7").Text("Back.");
+        var crashed = await TurnAsync(pool, Broker.Request(session, "alice", "crash it"));
+        Assert.Equal("TurnCompleted", crashed.Type);
+        Assert.Equal("error", ToolStatus(pool, crashed, "c6"));
+        Assert.StartsWith("The tool", LastToolResult(model.Requests[9].Body), StringComparison.Ordinal);
+        Assert.Equal("TurnCompleted", (await TurnAsync(pool, Broker.Request(session, "alice", "again"))).Type);
+        Assert.Equal("echo: back", LastToolResult(model.Requests[^1].Body));
     }
 
     [Fact]
@@ -149,6 +159,10 @@ public sealed class Mcp_tools(ServicesFixture services)
             TimeSpan.FromSeconds(60), "the end of the turn");
         return pool.Events.Events.Single(x => x.RequestId == request.RequestId && x.Type is "TurnCompleted" or "TurnFailed");
     }
+
+    private static string? ToolStatus(WorkersSystem pool, RecordedEvent turn, string callId) =>
+        pool.Events.Events.Last(e => e.RequestId == turn.RequestId && e.Type == "ToolInvoked"
+                                     && e.Message.GetProperty("callId").GetString() == callId).Message.GetProperty("status").GetString();
 
     private static List<string> ToolNames(JsonElement body) =>
         body.TryGetProperty("tools", out var tools)
