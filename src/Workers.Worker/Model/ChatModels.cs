@@ -41,6 +41,12 @@ public sealed class ChatModels
         Default = new ChatModel(DefaultName, defaultService, o.Limits, provider, modelId, new ConversationMemory(defaultService, o.Limits, o));
         _named = o.Models.ToDictionary(m => m.Key, m =>
         {
+            if (m.Value.Provider == "Offline")
+            {
+                var offline = new OfflineChatModel(options);
+                return new ChatModel(m.Key, offline, o.Offline, "offline", "offline", new ConversationMemory(offline, o.Offline, o));
+            }
+
             var service = new OpenAIChatCompletionService(m.Value.Model!, Client(m.Value, $"Llm:Models:{m.Key}"));
             return new ChatModel(m.Key, service, m.Value, "openai", m.Value.Model!, new ConversationMemory(service, m.Value, o));
         }, StringComparer.Ordinal);

@@ -45,7 +45,8 @@ public sealed class ModelOptions : IValidatableObject
 
     /// <summary>More models a session may choose by name (<c>Llm:Models:NAME:BaseUrl</c>, <c>:Model</c>, <c>:ApiKey</c>,
     /// limits and prices as for <c>Llm:OpenAI</c>): OpenAI-compatible endpoints such as OpenAI, Azure OpenAI, Ollama or
-    /// vLLM. A session without a model uses the default one (<see cref="Provider"/>).</summary>
+    /// vLLM, or the offline model (<c>:Provider</c> <c>Offline</c>). A session without a model uses the default one
+    /// (<see cref="Provider"/>).</summary>
     public Dictionary<string, OpenAIModelOptions> Models { get; set; } = [];
 
     /// <summary>The limits of the default model.</summary>
@@ -69,6 +70,18 @@ public sealed class ModelOptions : IValidatableObject
                 yield return new ValidationResult(
                     $"'{name}' cannot name a model: a letter or digit, then up to 63 letters, digits, '.', '_' or '-', and not '{ChatModels.DefaultName}'",
                     [section]);
+            }
+
+            if (model.Provider is not ("OpenAI" or "Offline"))
+            {
+                yield return new ValidationResult("must be 'OpenAI' or 'Offline'", [$"{section}:Provider"]);
+                continue;
+            }
+
+            if (model.Provider == "Offline")
+            {
+                // The offline model: Llm:Offline's limits, nothing to reach.
+                continue;
             }
 
             if (string.IsNullOrWhiteSpace(model.Model))

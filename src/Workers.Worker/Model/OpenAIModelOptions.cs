@@ -11,6 +11,10 @@ public sealed class OpenAIModelOptions : ContextLimits
         OutputReserve = 4096;
     }
 
+    /// <summary>For a named model (<c>Llm:Models:NAME</c>): <c>OpenAI</c> (an OpenAI-compatible endpoint, the default) or
+    /// <c>Offline</c> (the offline model, with <c>Llm:Offline</c>'s limits; no endpoint, no key).</summary>
+    public string Provider { get; set; } = "OpenAI";
+
     /// <summary>Base URL ending before <c>/chat/completions</c>, e.g. <c>http://127.0.0.1:11434/v1</c>.</summary>
     public string? BaseUrl { get; set; }
 

@@ -86,6 +86,7 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
             ["Llm__Models__big__ApiKey"] = "big-key",
             ["Llm__Models__big__ContextWindow"] = "32000",
             ["Llm__Models__big__OutputPrice"] = "1000000",
+            ["Llm__Models__local__Provider"] = "Offline",
         });
         await pool.StartWorkerAsync();
         var session = Guid.NewGuid();
@@ -106,10 +107,18 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         await Turn(Broker.Request(session, "alice", "x") with { Model = "big" });
         var unknown = await Turn(Broker.Request(session, "alice", "on the moon") with { Model = "moon" });
         Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (unknown.Type, unknown.Code));
-        Assert.Contains("'moon' is not one of this deployment's: default, big", unknown.Message.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains("'moon' is not one of this deployment's: default, big, local", unknown.Message.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal("big", await pool.Db.ScalarAsync<string>($"SELECT model FROM workers.sessions WHERE id = '{session}'"));
         var malformed = await Turn(Broker.Request(session, "alice", "x") with { Model = "big model; DROP" });
         Assert.Equal(("TurnFailed", ErrorCodes.InvalidRequest), (malformed.Type, malformed.Code));
+        Assert.Equal(4, model.Requests.Count);
+
+        // The offline model by name, beside an OpenAI-compatible default: it answers, and the endpoint is not called.
+        var offline = await Turn(Broker.Request(session, "alice", "what did I say before?") with { Model = "local" });
+        Assert.Equal("TurnCompleted", offline.Type);
+        Assert.Contains("hi", offline.Text, StringComparison.Ordinal);
+        Assert.Equal("offline|offline", await pool.Db.ScalarAsync<string>(
+            $"SELECT provider || '|' || model FROM workers.turns WHERE request_id = '{offline.RequestId}'"));
         Assert.Equal(4, model.Requests.Count);
     }
 
