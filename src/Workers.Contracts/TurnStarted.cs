@@ -31,4 +31,9 @@ public sealed record TurnStarted : IReplyEvent
     /// <summary>The request whose turn this one replaces (regenerate, edit): a client shows this turn in its place.
     /// Null for a new turn.</summary>
     public Guid? Replaces { get; init; }
+
+    /// <summary>The user's message this turn answers (for a regenerate, the replaced turn's), so a client that did not
+    /// send it (another tab or device) can show it. Null from workers before it was sent, and in a replay of a turn
+    /// still running.</summary>
+    public string? UserText { get; init; }
 }

@@ -33,7 +33,7 @@ public sealed class SessionReplay(SessionLifecycle sessions, TurnProgressQuery p
                 events.Add(new ClientEvent(new TurnStarted
                 {
                     SessionId = sessionId, RequestId = turn.RequestId, UserId = userId, Seq = turn.FirstSeq,
-                    Replaces = replaced.TryGetValue(turn.TurnNo, out var old) ? old : null,
+                    Replaces = replaced.TryGetValue(turn.TurnNo, out var old) ? old : null, UserText = turn.UserText,
                 }));
             }
 

@@ -692,13 +692,13 @@
     if (!e.requestId || !EVENT_TYPES.has(e.type)) return;
     const known = view.turns.get(key(e.requestId));
     if (known && TERMINAL.has(known.status) && seq === 0) return;
-    const turn = known || ensureTurn(view, e.requestId, null);
+    // A turn's start names its message: a turn sent from another tab or device shows it too.
+    const turn = ensureTurn(view, e.requestId, e.type === 'TurnStarted' && typeof e.userText === 'string' ? e.userText : null);
 
     switch (e.type) {
       case 'TurnStarted':
         if (e.replaces) {
           // A new version of an earlier turn (regenerate, edit): it takes that turn's place.
-          // (Another tab's edit has a new text this page does not know: like a message sent elsewhere, it shows the reply.)
           const replaced = view.turns.get(key(e.replaces));
           if (replaced && replaced !== turn) dropTurn(view, replaced);
         }

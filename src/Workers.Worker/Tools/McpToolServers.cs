@@ -34,7 +34,7 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
         {
             var known = _options.Mcp.Count == 0 ? "none" : string.Join(", ", _options.Mcp.Keys.Order(StringComparer.Ordinal));
             throw new ChatErrorException(ErrorCodes.InvalidRequest,
-                $"this deployment has no tool server called {string.Join(", ", unknown.Select(n => $"'{n}'"))} (it has: {known})");
+                $"this deployment has no tool server called {string.Join(", ", unknown.Select(n => $"'{n}'"))} (it has: {known}); set others with 'tools'");
         }
 
         return names;
@@ -155,7 +155,8 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
                 AdditionalHeaders = settings.Headers,
                 ConnectionTimeout = _options.ConnectTimeout,
             }, loggers);
-        using var timeout = new CancellationTokenSource(_options.ConnectTimeout * 4);
+        // Starting the process (or reaching the URL), the handshake and the tool list, all within the one bound.
+        using var timeout = new CancellationTokenSource(_options.ConnectTimeout);
         var client = await McpClient.CreateAsync(transport, new McpClientOptions { InitializationTimeout = _options.ConnectTimeout },
             loggers, timeout.Token);
         try

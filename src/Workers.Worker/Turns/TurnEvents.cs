@@ -21,6 +21,7 @@ public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
         {
             SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, ContextTokens = memory.ContextTokens,
             SummarizedThroughTurn = memory.SummarizedThroughTurn, SummaryUpdated = memory.SummaryUpdated, Replaces = replaces,
+            UserText = r.Text,
         }, durable: true, cancellationToken);
 
     public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>

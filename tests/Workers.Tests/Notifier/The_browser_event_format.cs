@@ -37,7 +37,8 @@ public sealed class The_browser_event_format
         {
             (new TurnStarted { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 1 }, []),
             (new ReplyDelta { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 2, Text = "x" }, ["text"]),
-            (new ToolInvoked { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 3, Tool = "notes.list", Status = "ok" }, ["tool", "status"]),
+            (new ToolInvoked { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 3, Tool = "notes.list", Status = "ok", CallId = "c1", DurationMs = 2.5 },
+                ["tool", "status", "callId", "durationMs"]),
             (new TurnFailed { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 0, Code = "session_busy", Message = "m" }, ["code", "message"]),
             (new TurnCancelled { SessionId = Session, RequestId = Request, UserId = "alice", Seq = 4, PartialText = "p" }, ["partialText"]),
         };

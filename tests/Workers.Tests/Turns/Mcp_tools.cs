@@ -72,6 +72,7 @@ public sealed class Mcp_tools(ServicesFixture services)
             .ToList();
         Assert.Equal([("c1", "started"), ("c1", "ok"), ("c2", "started"), ("c2", "error"), ("c3", "started"), ("c3", "timeout"),
             ("c4", "started"), ("c4", "ok"), ("c5", "started"), ("c5", "ok")], toolEvents.Select(e => (e.Id, e.Status)));
+        Report($"tool call durations (ms): {string.Join(", ", toolEvents.Where(e => e.Ms >= 0).Select(e => $"{e.Tool} {e.Ms:0.0}"))}");
         Assert.Equal("local.hang", toolEvents[5].Tool);
         Assert.InRange(toolEvents[5].Ms, 1000, 10_000);
         var seqs = pool.Events.Events.Where(e => e.RequestId == first.RequestId).Select(e => e.Seq).ToList();
@@ -151,6 +152,8 @@ public sealed class Mcp_tools(ServicesFixture services)
         Assert.Equal($"{alices}: nothing kept", LastToolResult(model.Requests[3].Body));
         Assert.DoesNotContain(model.Requests.Skip(2), r => r.Body.GetRawText().Contains("bob's secret", StringComparison.Ordinal));
     }
+
+    private static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
 
     private static async Task<RecordedEvent> TurnAsync(WorkersSystem pool, ChatRequested request)
     {

@@ -167,6 +167,9 @@ public sealed class OpenAI_compatible_provider(ServicesFixture services)
         Guid? Replaces(ChatRequested r) => pool.Events.Events.Single(x => x.RequestId == r.RequestId && x.Type == "TurnStarted")
             .Message.TryGetProperty("replaces", out var replaces) && replaces.ValueKind == JsonValueKind.String ? replaces.GetGuid() : null;
         Assert.Equal([null, null, requests[1].RequestId, requests[2].RequestId, null], requests.Select(Replaces));
+        // And which message it answers, so another tab shows the edit's new text and the regenerate's old one.
+        Assert.Equal(requests.Select((r, i) => i == 2 ? requests[1].Text : r.Text), requests.Select(r =>
+            pool.Events.Events.Single(x => x.RequestId == r.RequestId && x.Type == "TurnStarted").Message.GetProperty("userText").GetString()));
 
         // Nothing to replace in a new session: refused, and nothing is kept.
         var empty = Broker.Request(Guid.NewGuid(), "alice", "") with { ReplaceLast = true };
