@@ -110,6 +110,15 @@ public sealed class Mcp_tools(ServicesFixture services)
         Assert.True(await pool.Db.ScalarAsync<bool>($"SELECT tools IS NULL FROM workers.sessions WHERE id = '{other}'"),
             "the refused list was stored");
 
+        // The logs name sessions, requests and servers; never the server's secret, a message, an argument or a result
+        // (the MCP client logs through the worker's logger too).
+        foreach (var text in new[] { "given-to-the-server", "use your tools", "echo: hi", "disk is on fire", "xxxxxxxxxx" })
+        {
+            Assert.Equal(0, pool.CountLogLines(text));
+        }
+
+        Assert.True(pool.CountLogLines("Tool server local connected") >= 1, "the connection is logged");
+
         // A server that dies during a call: that call fails (the model is told), the turn completes, and the next turn
         // finds the server started again.
         model.ToolCall("local-crash", "{}", "c6").Text("Oops.").ToolCall("local-echo", """{"text":"back"}""", "c7").Text("Back.");
