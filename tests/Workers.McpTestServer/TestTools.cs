@@ -18,6 +18,13 @@ public sealed class TestTools
     [McpServerTool(Name = "echo"), Description("Repeats the text.")]
     public static string Echo([Description("Text to repeat")] string text) => $"echo: {text}";
 
+    // Two names that are the same once made safe for Semantic Kernel ('.' is not allowed): one of them is offered.
+    [McpServerTool(Name = "echo.twin"), Description("Repeats the text.")]
+    public static string EchoTwinDot([Description("Text to repeat")] string text) => $"echo: {text}";
+
+    [McpServerTool(Name = "echo_twin"), Description("Repeats the text.")]
+    public static string EchoTwinUnderscore([Description("Text to repeat")] string text) => $"echo: {text}";
+
     [McpServerTool(Name = "fail"), Description("Always reports an error.")]
     public static CallToolResult Fail() => new() { IsError = true, Content = [new TextContentBlock { Text = "the disk is on fire" }] };
 

@@ -13,15 +13,33 @@ namespace Workers.Worker.Tools;
 /// (capped by <see cref="ToolEventFilter"/>), a server's error or timeout as a <see cref="ToolCallException"/>, and,
 /// when the server asks for it, the turn's own user and session in <c>_meta</c>; nothing the model writes can set them.
 /// </summary>
-public sealed class McpTool(McpClientTool tool, TimeSpan timeout, JsonObject? caller)
-    : DelegatingAIFunction(tool.WithName(SafeName(tool.Name)))
+public sealed class McpTool(McpClientTool tool, TimeSpan timeout, JsonObject? caller) : DelegatingAIFunction(tool)
 {
-    /// <summary>A name Semantic Kernel registers: ASCII letters, digits and '_' only.</summary>
-    public static string SafeName(string name)
+    /// <summary>The server's tools under names Semantic Kernel registers and OpenAI accepts: ASCII letters, digits and
+    /// '_' only, <c>server-name</c> at most 64 characters, each name once (a server's own names could collide once made
+    /// safe, and a duplicate would fail every turn that offers them). Returns the tools dropped.</summary>
+    public static (IList<McpClientTool> Tools, IReadOnlyList<string> Dropped) SafeNames(string server, IEnumerable<McpClientTool> tools)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        var safe = new string([.. name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
-        return safe.Length == 0 ? "tool" : safe;
+        ArgumentNullException.ThrowIfNull(server);
+        ArgumentNullException.ThrowIfNull(tools);
+        var longest = 64 - server.Length - 1;
+        var kept = new List<McpClientTool>();
+        var dropped = new List<string>();
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var tool in tools)
+        {
+            var safe = new string([.. tool.Name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
+            safe = safe.Length > longest ? safe[..longest] : safe;
+            if (safe.Length == 0 || !names.Add(safe))
+            {
+                dropped.Add(tool.Name);
+                continue;
+            }
+
+            kept.Add(safe == tool.Name ? tool : tool.WithName(safe));
+        }
+
+        return (kept, dropped);
     }
 
     /// <summary>The turn's caller, for servers that keep data per user or session.</summary>

@@ -161,7 +161,13 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
             loggers, timeout.Token);
         try
         {
-            var tools = await client.ListToolsAsync(cancellationToken: timeout.Token);
+            var (tools, dropped) = McpTool.SafeNames(name, await client.ListToolsAsync(cancellationToken: timeout.Token));
+            if (dropped.Count > 0)
+            {
+                _logger.LogWarning("Tool server {Server}: {Count} tools left out, their names clash with another's once made safe",
+                    name, dropped.Count);
+            }
+
             _logger.LogInformation("Tool server {Server} connected: {Count} tools", name, tools.Count);
             return (client, tools);
         }

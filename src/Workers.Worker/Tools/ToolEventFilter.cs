@@ -58,9 +58,10 @@ public sealed class ToolEventFilter(TurnReply reply, int maxResultChars) : IAuto
         {
             (status, text) = (e.Status, e.Message);
         }
-        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
-            // Semantic Kernel would hand the model the exception's message; it gets a plain statement instead.
+            // Semantic Kernel would hand the model the exception's message; it gets a plain statement instead (a timeout
+            // inside the tool, not the turn's, included).
             (status, text) = (ToolStatus.Error, $"The tool failed ({e.GetType().Name}).");
         }
 

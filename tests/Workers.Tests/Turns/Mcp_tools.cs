@@ -48,7 +48,7 @@ public sealed class Mcp_tools(ServicesFixture services)
 
         // Offered: the session's server's tools (names Semantic Kernel accepts) beside the built-in notes.
         var offered = ToolNames(model.Requests[0].Body);
-        Assert.Equal(["local-caller_keep", "local-caller_read", "local-crash", "local-echo", "local-environment", "local-fail", "local-flood", "local-hang",
+        Assert.Equal(["local-caller_keep", "local-caller_read", "local-crash", "local-echo", "local-echo_twin", "local-environment", "local-fail", "local-flood", "local-hang",
             "notes-list", "notes-recall", "notes-remember"], offered);
 
         // What the model got back for each call: the answer, the error, the timeout, the capped flood, the clean environment.
