@@ -23,6 +23,8 @@ public static class WorkerRegistration
         builder.AddWorkersCore();
         // Semantic Kernel's own spans of the model call, when it is told to emit them (an AppContext switch).
         builder.AddWorkersTelemetry(sources: ["Microsoft.SemanticKernel*"], meters: ["Microsoft.SemanticKernel*"]);
+        // The MCP client logs requests and what servers print at Information and below: user content, not for these logs.
+        builder.Logging.AddFilter("ModelContextProtocol", LogLevel.Warning);
         var services = builder.Services;
         services.AddMassTransit(x =>
         {

@@ -16,7 +16,15 @@ public sealed class TestTools
     private static readonly ConcurrentDictionary<string, string> Kept = new(StringComparer.Ordinal);
 
     [McpServerTool(Name = "echo"), Description("Repeats the text.")]
-    public static string Echo([Description("Text to repeat")] string text) => $"echo: {text}";
+    public static string Echo([Description("Text to repeat")] string text)
+    {
+        // As a careless server might: what it was given, on stderr (the worker must not log it).
+        Console.Error.WriteLine($"echo: {text}");
+        return $"echo: {text}";
+    }
+
+    [McpServerTool(Name = "binary"), Description("Answers with a NUL character inside.")]
+    public static string Binary() => "a\0b";
 
     // Two names that are the same once made safe for Semantic Kernel ('.' is not allowed): one of them is offered.
     [McpServerTool(Name = "echo.twin"), Description("Repeats the text.")]

@@ -18,7 +18,7 @@ public sealed class McpTool(McpClientTool tool, TimeSpan timeout, JsonObject? ca
     /// <summary>The server's tools under names Semantic Kernel registers and OpenAI accepts: ASCII letters, digits and
     /// '_' only, <c>server-name</c> at most 64 characters, each name once (a server's own names could collide once made
     /// safe, and a duplicate would fail every turn that offers them). Returns the tools dropped.</summary>
-    public static (IList<McpClientTool> Tools, IReadOnlyList<string> Dropped) SafeNames(string server, IEnumerable<McpClientTool> tools)
+    public static (List<McpClientTool> Tools, List<string> Dropped) SafeNames(string server, IEnumerable<McpClientTool> tools)
     {
         ArgumentNullException.ThrowIfNull(server);
         ArgumentNullException.ThrowIfNull(tools);

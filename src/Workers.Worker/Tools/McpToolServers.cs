@@ -50,6 +50,12 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
             return null;
         }
 
+        if (connection.AfterFailure && !connection.Ready.IsCompleted)
+        {
+            // Tried again after a failure: the turns that find it still connecting go on without it.
+            return null;
+        }
+
         try
         {
             var tools = await connection.Ready.WaitAsync(_options.ConnectTimeout, cancellationToken);
@@ -118,7 +124,7 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
                 stale = connection;
             }
 
-            fresh = new Connection(name, Task.Run(() => ConnectAsync(name)));
+            fresh = new Connection(name, Task.Run(() => ConnectAsync(name))) { AfterFailure = stale?.FailedAt is not null };
             _connections[name] = fresh;
         }
 
@@ -147,6 +153,8 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
                 // Never the worker's environment: it holds the database's and the broker's credentials.
                 InheritEnvironmentVariables = false,
                 EnvironmentVariables = CleanEnvironment(settings),
+                // Its stderr may echo what it was given (user content): never into the worker's logs.
+                StandardErrorLines = _ => { },
             }, loggers)
             : new HttpClientTransport(new HttpClientTransportOptions
             {
@@ -161,10 +169,13 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
             loggers, timeout.Token);
         try
         {
-            var (tools, dropped) = McpTool.SafeNames(name, await client.ListToolsAsync(cancellationToken: timeout.Token));
+            var (named, dropped) = McpTool.SafeNames(name, await client.ListToolsAsync(cancellationToken: timeout.Token));
+            // A schema Semantic Kernel cannot read would fail every turn offering the server: such a tool is left out here.
+            var tools = named.Where(t => Registers(name, t, dropped)).ToList();
             if (dropped.Count > 0)
             {
-                _logger.LogWarning("Tool server {Server}: {Count} tools left out, their names clash with another's once made safe",
+                _logger.LogWarning("Tool server {Server}: {Count} tools left out (a name that clashes with another's once made " +
+                    "safe, or a schema the kernel cannot read)",
                     name, dropped.Count);
             }
 
@@ -175,6 +186,21 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
         {
             await client.DisposeAsync();
             throw;
+        }
+    }
+
+    private static bool Registers(string server, McpClientTool tool, List<string> dropped)
+    {
+        try
+        {
+            Microsoft.SemanticKernel.KernelPluginFactory.CreateFromFunctions(server,
+                [Microsoft.SemanticKernel.AIFunctionExtensions.AsKernelFunction(new McpTool(tool, TimeSpan.FromSeconds(1), null))]);
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or System.Text.Json.JsonException)
+        {
+            dropped.Add(tool.Name);
+            return false;
         }
     }
 
@@ -211,6 +237,9 @@ public sealed class McpToolServers(IOptions<ToolOptions> options, ILoggerFactory
         public Task<IList<McpClientTool>> Ready { get; }
 
         public DateTimeOffset? FailedAt { get; private set; }
+
+        /// <summary>Started because the one before it failed to connect.</summary>
+        public bool AfterFailure { get; init; }
 
         /// <summary>Connecting, or connected and the session still open.</summary>
         public bool IsUsable => !_connecting.IsCompleted

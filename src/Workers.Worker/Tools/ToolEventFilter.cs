@@ -70,11 +70,13 @@ public sealed class ToolEventFilter(TurnReply reply, int maxResultChars) : IAuto
             text = $"{TextCut.Prefix(text, maxResultChars)}\n[cut: {text.Length - maxResultChars} more characters]";
         }
 
+        // PostgreSQL's text and jsonb hold no NUL character; a tool answering binary content must not fail the commit.
+        text = text.Replace('\0', '\uFFFD');
         context.Result = new FunctionResult(context.Function, text);
         reply.Record(new ToolCall(callId, plugin, context.Function.Name, ArgumentsJson(context.Arguments), text, status));
         await reply.ToolAsync(tool, callId, status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
     private static string ArgumentsJson(KernelArguments? arguments) =>
-        JsonSerializer.Serialize(arguments?.ToDictionary(a => a.Key, a => a.Value) ?? []);
+        JsonSerializer.Serialize(arguments?.ToDictionary(a => a.Key, a => a.Value) ?? []).Replace("\\u0000", "\\uFFFD", StringComparison.Ordinal);
 }

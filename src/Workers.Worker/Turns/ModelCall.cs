@@ -52,14 +52,10 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
         span?.SetTag("gen_ai.request.model", modelName);
         try
         {
-            var mcpTools = new List<(string Server, IList<ModelContextProtocol.Client.McpClientTool> Tools, McpServerSettings Settings)>();
-            foreach (var server in servers)
-            {
-                if (await toolServers.ToolsAsync(server, cancel) is { } found)
-                {
-                    mcpTools.Add((server, found.Tools, found.Settings));
-                }
-            }
+            // All servers at once: a turn waits at most one ConnectTimeout for those still connecting.
+            var found = await Task.WhenAll(servers.Select(server => toolServers.ToolsAsync(server, cancel)));
+            var mcpTools = servers.Zip(found).Where(f => f.Second is not null)
+                .Select(f => (Server: f.First, f.Second!.Value.Tools, f.Second!.Value.Settings)).ToList();
 
             // The tools' names, descriptions and schemas go with every request of the turn: they are part of the prompt.
             var toolTokens = mcpTools.SelectMany(s => s.Tools).Sum(t => memory.CountText($"{t.Name} {t.Description} {t.JsonSchema}"));
@@ -105,7 +101,12 @@ public sealed class ModelCall(SessionStore store, ChatModels models, TurnBudget 
             var chat = memory.Build(plan.Keep, written ?? session.Memory, request.Text, session.Settings.SystemPrompt);
             var settings = new OpenAIPromptExecutionSettings
             {
-                FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(),
+                // Arguments as the model wrote them (numbers, booleans, arrays): by default SK hands every one over as a
+                // string, which a server checking its schema refuses. Marked experimental in SK 1.82; without it MCP
+                // tools with typed parameters do not work.
+#pragma warning disable SKEXP0001
+                FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(options: new FunctionChoiceBehaviorOptions { RetainArgumentTypes = true }),
+#pragma warning restore SKEXP0001
                 // The reply may take the reserve and no more: what a budget reserved for it is then an upper bound.
                 MaxTokens = limits.OutputReserve,
                 // The session's choice, within what the deployment allows.

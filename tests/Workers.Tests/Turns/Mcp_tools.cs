@@ -48,7 +48,7 @@ public sealed class Mcp_tools(ServicesFixture services)
 
         // Offered: the session's server's tools (names Semantic Kernel accepts) beside the built-in notes.
         var offered = ToolNames(model.Requests[0].Body);
-        Assert.Equal(["local-caller_keep", "local-caller_read", "local-crash", "local-echo", "local-echo_twin", "local-environment", "local-fail", "local-flood", "local-hang",
+        Assert.Equal(["local-binary", "local-caller_keep", "local-caller_read", "local-crash", "local-echo", "local-echo_twin", "local-environment", "local-fail", "local-flood", "local-hang",
             "notes-list", "notes-recall", "notes-remember"], offered);
 
         // What the model got back for each call: the answer, the error, the timeout, the capped flood, the clean environment.
@@ -82,6 +82,10 @@ public sealed class Mcp_tools(ServicesFixture services)
         Assert.Equal("c1:ok,c2:error,c3:timeout,c4:ok,c5:ok", await pool.Db.ScalarAsync<string>(
             $"SELECT string_agg(c->>'id' || ':' || (c->>'status'), ',' ORDER BY n) FROM workers.turns, " +
             $"jsonb_array_elements(tool_calls) WITH ORDINALITY AS t(c, n) WHERE request_id = '{first.RequestId}'"));
+
+        // The arguments as the model wrote them: a number stays a number (by default the kernel sends every one as a string).
+        Assert.Equal("{\"chars\":5000}", await pool.Db.ScalarAsync<string>(
+            $"SELECT c->>'arguments' FROM workers.turns, jsonb_array_elements(tool_calls) c WHERE request_id = '{first.RequestId}' AND c->>'id' = 'c4'"));
 
         // The next turn's history replays every call and its result as the model saw them, then the reply.
         var second = await TurnAsync(pool, Broker.Request(session, "alice", "and now?"));
@@ -128,6 +132,13 @@ public sealed class Mcp_tools(ServicesFixture services)
         Assert.StartsWith("The tool", LastToolResult(model.Requests[9].Body), StringComparison.Ordinal);
         Assert.Equal("TurnCompleted", (await TurnAsync(pool, Broker.Request(session, "alice", "again"))).Type);
         Assert.Equal("echo: back", LastToolResult(model.Requests[^1].Body));
+        Assert.Equal(0, pool.CountLogLines("echo: back"));
+
+        // A result with a NUL character (which PostgreSQL cannot store) is kept with it replaced.
+        model.ToolCall("local-binary", "{}", "c8").Text("Binary.");
+        var binary = await TurnAsync(pool, Broker.Request(session, "alice", "binary please"));
+        Assert.Equal("TurnCompleted", binary.Type);
+        Assert.Equal("a\uFFFDb", LastToolResult(model.Requests[^1].Body));
     }
 
     [Fact]
