@@ -150,12 +150,16 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             await using var events = await ClusterEventConsumer.StartAsync(pool.Broker.Options);
             var load = new Load(sessions: 60, perSession: 20);
             using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-            var publishing = HaTopology.PublishThroughFaultsAsync(pool.Broker.Options, load, pool.Broker, pause, stop.Token);
+            // Three quarters of the load are held back until the fault starts: a fast machine had done all of it before
+            // the fault (the 'serving again' check then waited for turns that would never come).
+            var faultStarts = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var publishing = HaTopology.PublishThroughFaultsAsync(pool.Broker.Options, load, pool.Broker, pause, stop.Token, faultStarts.Task);
             using var browsingStop = new CancellationTokenSource();
             var browsing = browse ? BrowseAsync(await pool.StartNotifierAsync(), browsingStop.Token) : Task.FromResult("");
 
             await Load.WaitForTurnsAsync(pool, load.Total / 4, TimeSpan.FromMinutes(2), load);
             var before = await pool.TurnCountAsync();
+            faultStarts.TrySetResult();
             var did = await inject(pool, workers);
             var clock = Stopwatch.StartNew();
             // Serving again: turns are persisted past where they were when the fault script returned.
@@ -258,11 +262,13 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
     private static async Task<TimeSpan> WaitForProgressAsync(WorkersSystem pool, long count, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
-        while (await CountOrZeroAsync() < count)
+        var (seen, failure) = (0L, "none");
+        while ((seen = await CountOrZeroAsync()) < count)
         {
             if (clock.Elapsed > timeout)
             {
-                Assert.Fail($"fewer than {count} turns {timeout} after the fault\n{await pool.DiagnoseAsync()}");
+                Assert.Fail($"fewer than {count} turns {timeout} after the fault (last count {seen}, last count error: {failure})\n" +
+                            await pool.DiagnoseAsync());
             }
 
             await Task.Delay(100);
@@ -276,8 +282,9 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             {
                 return await pool.TurnCountAsync();
             }
-            catch (Npgsql.NpgsqlException)
+            catch (Npgsql.NpgsqlException e)
             {
+                failure = e.Message;
                 return 0; // no primary yet
             }
         }

@@ -52,10 +52,11 @@ public sealed class HaTopology : IAsyncLifetime
     /// Publishes each session's requests in order, with publisher confirms, through broker faults: a publish that is not
     /// confirmed (its node died, its channel closed) is published again, with the same request id, on a new connection
     /// to a node that answers, before the session's next request. The inbox makes the repeat harmless; the count of
-    /// repeats is returned, as a producer would report them.
+    /// repeats is returned, as a producer would report them. With <paramref name="restAfter"/>, only the first quarter of
+    /// each session's requests goes out before that task completes.
     /// </summary>
     public static async Task<int> PublishThroughFaultsAsync(RabbitMqOptions vhost, Ordering.Load load, Broker broker, TimeSpan pause,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Task? restAfter = null)
     {
         var repeated = 0;
         IConnection? connection = null;
@@ -64,6 +65,13 @@ public sealed class HaTopology : IAsyncLifetime
         {
             for (var n = 0; n < load.PerSession; n++)
             {
+                if (n == load.PerSession / 4 && restAfter is not null)
+                {
+                    // The first quarter goes out at once; the rest waits for the caller (a fault about to be injected),
+                    // so there is load after the fault however fast the first part was done.
+                    await restAfter.WaitAsync(cancellationToken);
+                }
+
                 foreach (var session in load.Requests)
                 {
                     var request = session[n];
