@@ -70,9 +70,11 @@ public sealed class StalledClient : IAsyncDisposable
 
     /// <summary>
     /// Reads until the connection ends or <paramref name="timeout"/> passes. Closed is true when the notifier closed or
-    /// aborted the connection (everything it had written is read first).
+    /// aborted the connection. Reset is true when it ended without a close frame: then what the notifier had written
+    /// may be lost on the way (a socket closed while a ping of ours sat unread on the server's side sends a TCP reset,
+    /// and the kernel drops what this side had not read yet), so Bytes counts only what arrived before.
     /// </summary>
-    public async Task<(bool Closed, long Bytes, TimeSpan Elapsed)> DrainAsync(TimeSpan timeout)
+    public async Task<(bool Closed, bool Reset, long Bytes, TimeSpan Elapsed)> DrainAsync(TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         var buffer = new byte[64 * 1024];
@@ -85,7 +87,7 @@ public sealed class StalledClient : IAsyncDisposable
                 var result = await _socket.ReceiveAsync(buffer, deadline.Token);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
-                    return (true, bytes, clock.Elapsed);
+                    return (true, false, bytes, clock.Elapsed);
                 }
 
                 if (bytes == 0)
@@ -98,12 +100,12 @@ public sealed class StalledClient : IAsyncDisposable
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return (false, bytes, clock.Elapsed);
+            return (false, false, bytes, clock.Elapsed);
         }
         catch (WebSocketException)
         {
             // The server went away without a close frame: an abort.
-            return (true, bytes, clock.Elapsed);
+            return (true, true, bytes, clock.Elapsed);
         }
     }
 

@@ -60,7 +60,7 @@ internal static class Stalled
             var (withStalled, rssStalled, turnsStalled) = await PhaseAsync(users, phase, notifier.Pid);
             await stopBusy.CancelAsync();
             var busyCount = await busyTurns;
-            var (closed, bytes, drained) = await stalled.DrainAsync(TimeSpan.FromSeconds(15));
+            var (closed, _, bytes, drained) = await stalled.DrainAsync(TimeSpan.FromSeconds(15));
             Out.Line($"stalled: the stalled client read back {Out.I(bytes)} bytes, beginning {stalled.FirstReceived}");
             await stalled.DisposeAsync();
             var disconnectLogged = notifier.Log.Any(l => l.Contains("the client is not reading", StringComparison.Ordinal));

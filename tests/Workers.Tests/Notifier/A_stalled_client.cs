@@ -46,11 +46,15 @@ public sealed class A_stalled_client(ServicesFixture services)
         // No event of Alice's waited for Mallory's stalled socket (that wait was up to 10 s).
         Assert.True(alice.LongestDelivery < TimeSpan.FromSeconds(2), $"an event of Alice's took {alice.LongestDelivery.TotalMilliseconds:0} ms");
         // The stalled connection was closed by the notifier: reading again yields what was already on its way, then the end.
-        var (closed, bytes, _) = await stalled.DrainAsync(TimeSpan.FromSeconds(15));
+        var (closed, reset, bytes, _) = await stalled.DrainAsync(TimeSpan.FromSeconds(15));
         Assert.True(closed, $"the stalled connection is still open after {bytes} bytes");
         // For falling behind (it kept pinging, so no idle timeout closed it), after the replay and a bounded queue.
         Assert.Contains(notifier.Process.Log, line => line.Contains("the client is not reading", StringComparison.Ordinal));
-        Assert.InRange(bytes, 4_000_000, 8_000_000);
+        // Bounded: the replay and at most the queue's bound after it. What it read shows the replay was sent first, unless
+        // the close came as a TCP reset (seen once in several full runs: 214 bytes read), which drops what the kernel
+        // held for this client; then only the bound can be checked.
+        TestContext.Current.TestOutputHelper?.WriteLine($"stalled client: {bytes} bytes read back, {(reset ? "reset" : "closed")}");
+        Assert.InRange(bytes, reset ? 0 : 4_000_000, 8_000_000);
         // Mallory's reading connection was not dropped with it, and saw her whole stream.
         Assert.Equal(2, mallory.Live.Count(e => e.GetProperty("type").GetString() == "TurnCompleted"));
     }
