@@ -16,6 +16,11 @@ return await StartupGuard.RunAsync(async () =>
     var app = builder.Build();
     app.MapWorkerHealth();
     app.MapMetrics();
+    // Until "ready" a worker waits on RabbitMQ twice (this check, then the bus's start, up to 60 s): these lines say
+    // which of the two a worker that never gets ready is stuck in.
+    var id = app.Services.GetRequiredService<Workers.Worker.Ordering.WorkerIdentity>().Id;
+    app.Logger.LogInformation("Worker {WorkerId} starting: checking the broker topology", id);
     await app.CheckBrokerTopologyAsync();
+    app.Logger.LogInformation("Worker {WorkerId} found the broker topology; starting the bus and the partition leases", id);
     await app.RunAsync();
 });
