@@ -34,6 +34,7 @@ public static class NotifierRegistration
                 x.AddConsumer(typeof(ChatEventConsumer<>).MakeGenericType(replyEvent));
             }
 
+            x.AddConsumer<ReplyDeltaBatchConsumer>();
             x.AddConsumer<TurnProgressConsumer>();
             x.UsingRabbitMq((context, cfg) =>
             {
@@ -53,6 +54,8 @@ public static class NotifierRegistration
                     {
                         e.ConfigureConsumer(context, typeof(ChatEventConsumer<>).MakeGenericType(replyEvent));
                     }
+
+                    e.ConfigureConsumer<ReplyDeltaBatchConsumer>(context);
                 });
                 // Answers to a resuming client's progress query, on their own queue: behind a backlog of reply events
                 // (200 browsers streaming) they came later than the query waits, and the client's replay missed the

@@ -55,6 +55,7 @@ public static class WorkerRegistration
         services.AddSingleton<SessionLanes>();
         services.AddSingleton<ActiveTurns>();
         services.AddSingleton<TurnEvents>();
+        services.AddSingleton<DeltaBatches>();
         services.AddSingleton<TurnStore>();
         services.AddCheckedOptions<UsageOptions>(UsageOptions.SectionName);
         services.AddSingleton<TurnBudget>();

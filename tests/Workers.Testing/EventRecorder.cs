@@ -10,10 +10,14 @@ public sealed class EventRecorder : IAsyncDisposable
 {
     private readonly IChannel _channel;
     private readonly ConcurrentQueue<RecordedEvent> _events = new();
+    private readonly ConcurrentQueue<IReadOnlyList<RecordedEvent>> _batches = new();
 
     private EventRecorder(IChannel channel) => _channel = channel;
 
     public IReadOnlyList<RecordedEvent> Events => [.. _events];
+
+    /// <summary>The deltas of each <c>ReplyDeltaBatch</c> message (they are in <see cref="Events"/> too, one by one).</summary>
+    public IReadOnlyList<IReadOnlyList<RecordedEvent>> Batches => [.. _batches];
 
     /// <summary>Binds an exclusive queue to the events exchange: only events published from now on are recorded.</summary>
     public static async Task<EventRecorder> StartAsync(IConnection connection)
@@ -27,7 +31,16 @@ public sealed class EventRecorder : IAsyncDisposable
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += (_, e) =>
         {
-            recorder._events.Enqueue(RecordedEvent.Parse(e.Body.Span));
+            var (type, events) = RecordedEvent.ParseMessage(e.Body.Span);
+            foreach (var recorded in events)
+            {
+                recorder._events.Enqueue(recorded);
+            }
+
+            if (type == nameof(ReplyDeltaBatch))
+            {
+                recorder._batches.Enqueue(events);
+            }
             return Task.CompletedTask;
         };
         await channel.BasicConsumeAsync(queue, autoAck: true, consumer);

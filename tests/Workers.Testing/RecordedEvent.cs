@@ -14,7 +14,11 @@ public sealed record RecordedEvent(string Type, Guid SessionId, Guid RequestId, 
 
     public string? Code => Message.TryGetProperty("code", out var c) ? c.GetString() : null;
 
-    public static RecordedEvent Parse(ReadOnlySpan<byte> body)
+    public static RecordedEvent Parse(ReadOnlySpan<byte> body) => ParseMessage(body).Events[0];
+
+    /// <summary>A message's contract type and its event, or each delta of a <c>ReplyDeltaBatch</c> as a <c>ReplyDelta</c>
+    /// of its own.</summary>
+    public static (string Type, IReadOnlyList<RecordedEvent> Events) ParseMessage(ReadOnlySpan<byte> body)
     {
         var received = DateTime.UtcNow;
         using var document = JsonDocument.Parse(body.ToArray());
@@ -24,7 +28,12 @@ public sealed record RecordedEvent(string Type, Guid SessionId, Guid RequestId, 
         var sent = root.TryGetProperty("sentTime", out var s) && s.ValueKind == JsonValueKind.String
             ? s.GetDateTime().ToUniversalTime()
             : received;
-        return new RecordedEvent(type, message.GetProperty("sessionId").GetGuid(), message.GetProperty("requestId").GetGuid(),
-            message.GetProperty("userId").GetString()!, message.GetProperty("seq").GetInt64(), message.Clone(), sent, received);
+        return (type, type == "ReplyDeltaBatch"
+            ? [.. message.GetProperty("deltas").EnumerateArray().Select(delta => One("ReplyDelta", delta, sent, received))]
+            : [One(type, message, sent, received)]);
     }
+
+    private static RecordedEvent One(string type, JsonElement message, DateTime sent, DateTime received) =>
+        new(type, message.GetProperty("sessionId").GetGuid(), message.GetProperty("requestId").GetGuid(),
+            message.GetProperty("userId").GetString()!, message.GetProperty("seq").GetInt64(), message.Clone(), sent, received);
 }

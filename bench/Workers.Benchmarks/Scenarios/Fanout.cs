@@ -24,12 +24,14 @@ internal static class Fanout
         var tokenDelay = o.Time("token-delay", TimeSpan.FromMilliseconds(10));
         var deltaInterval = o.Time("delta-interval", TimeSpan.FromMilliseconds(40));
         var batch = o.Int("connect-batch", 50);
+        var batchDeltas = o.String("batch-deltas", "false");
         var timeout = TimeSpan.FromSeconds(o.Int("timeout", 150));
         var result = new ScenarioResult("fanout");
         ThreadPool.GetMinThreads(out var minWorker, out var minIo);
         ThreadPool.SetMinThreads(Math.Max(minWorker, 32), Math.Max(minIo, 32));
         Out.Line($"fanout: {clients} SignalR clients (WebSockets, SkipNegotiation), one user and session each; {workers} worker processes, " +
-                 $"{notifiers} notifier(s); offline model {tokens} tokens every {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms");
+                 $"{notifiers} notifier(s); offline model {tokens} tokens every {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms, " +
+                 $"batched deltas {batchDeltas}");
         await using var rig = await WorkersSystem.CreateAsync(services, 16, recordEvents: false, settings: new Dictionary<string, string>
         {
             ["Llm__Offline__Tokens"] = tokens.ToString(CultureInfo.InvariantCulture),
@@ -37,6 +39,7 @@ internal static class Fanout
             ["Llm__DeltaInterval"] = deltaInterval.ToString("c", CultureInfo.InvariantCulture),
             ["Workers__MaxConcurrentTurns"] = Math.Max(64, clients).ToString(CultureInfo.InvariantCulture),
             ["Workers__PrefetchPerPartition"] = Math.Max(64, clients / 8).ToString(CultureInfo.InvariantCulture),
+            ["Workers__BatchDeltas"] = batchDeltas,
             ["Limits__ConcurrentTurns"] = "100",
             ["Limits__MessagesPerMinute"] = "10000",
         });

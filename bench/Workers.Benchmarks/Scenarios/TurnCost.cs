@@ -271,7 +271,7 @@ internal static class TurnCost
             Offline = new OfflineModelOptions { Tokens = tokens, TokenDelay = TimeSpan.Zero },
         });
         var model = new OfflineChatModel(modelOptions);
-        var events = new TurnEvents(null!, Microsoft.Extensions.Options.Options.Create(new Workers.Worker.Ordering.WorkerOptions()));
+        var events = new TurnEvents(null!, null!, Microsoft.Extensions.Options.Options.Create(new Workers.Worker.Ordering.WorkerOptions()));
         var session = Guid.NewGuid();
         var request = new ChatRequested { RequestId = Guid.NewGuid(), SessionId = session, UserId = "piece-user", Text = "msg 5 of session 1" };
         var history = Enumerable.Range(1, 4).Select(i => new HistoryTurn(i, $"msg {i} of session 1",

@@ -55,6 +55,8 @@ public static class BrokerSettings
             RouteEventMethod.MakeGenericMethod(replyEvent).Invoke(null, [cfg]);
         }
 
+        // A batch goes by its first session's key; the others ride in its BCC header (DeltaBatches sets it).
+        cfg.Send<ReplyDeltaBatch>(s => s.UseRoutingKeyFormatter(c => c.Message.Deltas[0].SessionId.ToString("D")));
         cfg.Send<TurnProgress>(s => s.UseRoutingKeyFormatter(_ => Partitioning.TurnProgressKey));
         cfg.Send<ChatRequested>(s => s.UseRoutingKeyFormatter(c => Partitioning.RoutingKey(c.Message.SessionId, partitions)));
     }

@@ -13,7 +13,7 @@ public sealed class ContractExchangeNames(IEntityNameFormatter fallback) : IEnti
     {
         var t when t == typeof(ChatRequested) => Partitioning.RequestsExchange,
         var t when t == typeof(CancelTurn) || t == typeof(TurnProgressRequested) => Partitioning.ControlExchange,
-        var t when t == typeof(TurnProgress) || ReplyEvents.Types.Contains(t) => Partitioning.EventsExchange,
+        var t when t == typeof(TurnProgress) || t == typeof(ReplyDeltaBatch) || ReplyEvents.Types.Contains(t) => Partitioning.EventsExchange,
         _ => fallback.FormatEntityName<T>(),
     };
 }

@@ -7,14 +7,16 @@ using Workers.Worker.Ordering;
 namespace Workers.Worker.Turns;
 
 /// <summary>
-/// Publishes reply events to <c>workers.chat-events</c>. Deltas are transient; the rest are durable. Each publish waits
+/// Publishes reply events to <c>workers.chat-events</c>. Deltas are transient, and with
+/// <see cref="WorkerOptions.BatchDeltas"/> on they travel in <see cref="DeltaBatches"/>; the rest are durable. Each publish waits
 /// at most <see cref="WorkerOptions.PublishTimeout"/> for the broker's confirmation, then throws
 /// <see cref="EventPublishTimeoutException"/>: a publish whose channel broke under it (a RabbitMQ node killed) could
 /// otherwise wait forever, and with it its turn, its session's lane and every request behind it.
 /// </summary>
-public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
+public sealed class TurnEvents(IBus bus, DeltaBatches batches, IOptions<WorkerOptions> options)
 {
     private readonly TimeSpan _timeout = options.Value.PublishTimeout;
+    private readonly bool _batchDeltas = options.Value.BatchDeltas;
 
     public Task StartedAsync(ChatRequested r, long seq, TurnMemory memory, Guid? replaces, CancellationToken cancellationToken) =>
         PublishAsync(new TurnStarted
@@ -24,9 +26,11 @@ public sealed class TurnEvents(IBus bus, IOptions<WorkerOptions> options)
             UserText = r.Text,
         }, durable: true, cancellationToken);
 
-    public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken) =>
-        PublishAsync(new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text },
-            durable: false, cancellationToken);
+    public Task DeltaAsync(ChatRequested r, long seq, string text, CancellationToken cancellationToken)
+    {
+        var delta = new ReplyDelta { SessionId = r.SessionId, RequestId = r.RequestId, UserId = r.UserId, Seq = seq, Text = text };
+        return _batchDeltas ? batches.PublishAsync(delta, cancellationToken) : PublishAsync(delta, durable: false, cancellationToken);
+    }
 
     public Task ToolAsync(ChatRequested r, long seq, string tool, string callId, string status, double? durationMs,
         CancellationToken cancellationToken) =>
