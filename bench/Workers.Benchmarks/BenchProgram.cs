@@ -35,7 +35,7 @@ public static class BenchProgram
             Console.WriteLine("  pool:      --workers 3 --partitions 16 --sessions 1000 --requests 10 --rounds 2 --tokens 6 --prefetch 64 --concurrency 64 --queue-type quorum");
             Console.WriteLine("             --warmup 2000 (requests on other sessions first) --rate 0 (0 = all at once; N = open loop at N requests/s) --timeout 120");
             Console.WriteLine("  turn-cost: --turns 5000 --requests 10 --partitions 16 --tokens 6 --warmup 1000");
-            Console.WriteLine("  fanout:    --clients 1000 --workers 2 --notifiers 1 --tokens 200 --token-delay 00:00:00.010 --delta-interval 00:00:00.040 --rounds 2 --connect-batch 50 --batch-deltas false");
+            Console.WriteLine("  fanout:    --clients 1000 --workers 2 --notifiers 1 --tokens 200 --token-delay 00:00:00.010 --delta-interval 00:00:00.040 --rounds 2 --connect-batch 50 --batch-deltas false --rate 0 (turns started per second; 0 = all at once)");
             Console.WriteLine("  stalled:   --clients 8 --phase 00:00:20 --history-turns 500 --reply-chars 12000 --queue-bytes 16384");
             return args.Length == 0 ? 2 : 0;
         }

@@ -25,6 +25,8 @@ internal static class Fanout
         var deltaInterval = o.Time("delta-interval", TimeSpan.FromMilliseconds(40));
         var batch = o.Int("connect-batch", 50);
         var batchDeltas = o.String("batch-deltas", "false");
+        // Open loop: the clients' messages spread over time at this many per second (0: all at once, the burst).
+        var rate = o.Int("rate", 0);
         var timeout = TimeSpan.FromSeconds(o.Int("timeout", 150));
         var result = new ScenarioResult("fanout");
         ThreadPool.GetMinThreads(out var minWorker, out var minIo);
@@ -92,10 +94,10 @@ internal static class Fanout
                 var cpuBefore = CpuSample.Take(processes.Select(p => (p.Id.StartsWith('w') ? "workers" : "notifier", p.Pid)));
                 var clock = Stopwatch.StartNew();
                 var sendStart = DateTime.UtcNow;
-                Out.Line($"fanout: all {clients} clients send at once");
+                Out.Line(rate > 0 ? $"fanout: {clients} clients send one each, {rate} a second" : $"fanout: all {clients} clients send at once");
                 using var sampling = new CancellationTokenSource();
                 var depths = SampleQueuesAsync(services, rig.Broker.Options.VirtualHost, sampling.Token);
-                await Task.WhenAll(all.Select(c => c.SendAsync()));
+                await Task.WhenAll(all.Select((c, i) => rate > 0 ? SendAtAsync(c, clock, TimeSpan.FromSeconds(i / (double)rate)) : c.SendAsync()));
                 Out.Line($"fanout: {clients} SendMessage calls returned after {clock.Elapsed.TotalSeconds:0.00} s");
                 var next = TimeSpan.FromSeconds(5);
                 while (all.Any(c => !c.Finished))
@@ -144,7 +146,7 @@ internal static class Fanout
                 Out.Line($"fanout: completed {completed}/{clients}; foreign events {foreign}; seq out of order {outOfOrder}; events without sentAt {missingSentAt}" +
                          (failed.Count > 0 ? $"; failed: {string.Join(", ", failed)}" : ""));
 
-                var table = result.Add(new Table($"{label} — {clients} clients streaming at once ({workers} workers, {notifiers} notifier{(notifiers > 1 ? "s" : "")}, {tokens} tokens × {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms)",
+                var table = result.Add(new Table($"{label} — {clients} clients {(rate > 0 ? $"starting {rate} turns a second" : "streaming at once")} ({workers} workers, {notifiers} notifier{(notifiers > 1 ? "s" : "")}, {tokens} tokens × {tokenDelay.TotalMilliseconds:0} ms, deltas every {deltaInterval.TotalMilliseconds:0} ms)",
                     "figure", "value"));
                 table.Row("streaming phase (first SendMessage → last final event at a client)", $"{Out.F(streaming, "0.00")} s");
                 table.Row("worker deltas delivered, all clients (counted by seq)", Out.I(deltas));
@@ -192,6 +194,16 @@ internal static class Fanout
         }
 
         return result;
+    }
+
+    private static async Task SendAtAsync(Client client, Stopwatch clock, TimeSpan at)
+    {
+        if (at > clock.Elapsed)
+        {
+            await Task.Delay(at - clock.Elapsed);
+        }
+
+        await client.SendAsync();
     }
 
     /// <summary>The largest depth seen of the notifier's queue and of the request queues, sampled every second.</summary>

@@ -154,7 +154,7 @@ internal static class Pool
             warmTurns = warm.Sum(w => w.Count);
             var warmClock = Stopwatch.StartNew();
             await rig.Broker.PublishAsync(warm, producers, ordered ? rig.Broker.Partitioned : _ => ("", BaselineQueue));
-            await rig.WaitForTurnsAsync(warmTurns, timeout, warmClock, $"{name} warm-up");
+            await WithLogsOnTimeoutAsync(consumers, () => rig.WaitForTurnsAsync(warmTurns, timeout, warmClock, $"{name} warm-up"));
             Out.Line($"{name}: {Out.I(warmTurns)} warm-up turns done in {warmClock.Elapsed.TotalSeconds:0.0} s");
         }
 
@@ -173,7 +173,7 @@ internal static class Pool
         var incomplete = false;
         try
         {
-            elapsed = await rig.WaitForTurnsAsync(warmTurns + total, timeout, clock, name);
+            elapsed = await WithLogsOnTimeoutAsync(consumers, () => rig.WaitForTurnsAsync(warmTurns + total, timeout, clock, name));
         }
         catch (TimeoutException e)
         {
@@ -281,5 +281,26 @@ internal static class Pool
         public Distribution? ToDelta { get; init; }
 
         public double CpuPerTurn(string who) => Cpu.TryGetValue(who, out var t) ? t.TotalMilliseconds / Turns : double.NaN;
+    }
+
+    /// <summary>A wait that timed out prints what the consumer processes last said (a failed turn says why there).</summary>
+    private static async Task<TimeSpan> WithLogsOnTimeoutAsync(IEnumerable<HostProcess> consumers, Func<Task<TimeSpan>> wait)
+    {
+        try
+        {
+            return await wait();
+        }
+        catch (TimeoutException)
+        {
+            foreach (var consumer in consumers)
+            {
+                foreach (var line in consumer.Log.TakeLast(10))
+                {
+                    Out.Line($"  {consumer.Id}: {line}");
+                }
+            }
+
+            throw;
+        }
     }
 }

@@ -28,6 +28,16 @@ public static class ConnectionStrings
     /// <summary>The migrator's admin connection (a superuser or a role with CREATEROLE).</summary>
     public const string PostgresAdmin = "PostgresAdmin";
 
+    /// <summary>Whether the configured string sets <paramref name="keyword"/> itself (spelt with or without spaces),
+    /// as opposed to leaving it at Npgsql's default.</summary>
+    public static bool Sets(IConfiguration configuration, string name, string keyword)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(keyword);
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = configuration.GetConnectionString(name) ?? "" };
+        return given.ContainsKey(keyword) || given.ContainsKey(keyword.Replace(" ", "", StringComparison.Ordinal));
+    }
+
     public static NpgsqlConnectionStringBuilder Read(IConfiguration configuration, string name)
     {
         ArgumentNullException.ThrowIfNull(configuration);

@@ -57,6 +57,32 @@ public sealed class Row_level_security(ServicesFixture services) : IAsyncLifetim
         }
     }
 
+    [Fact]
+    public async Task A_statement_prepared_in_one_users_transaction_sees_only_the_next_users_rows()
+    {
+        // The hosts prepare their statements (Max Auto Prepare, CoreRegistration): a plan cached on a connection must take
+        // the user from each transaction's context, never keep the one it was first planned with.
+        var preparing = new NpgsqlConnectionStringBuilder(_db.App.ConnectionString)
+        {
+            MaxPoolSize = 1, NoResetOnClose = true, MaxAutoPrepare = 8, AutoPrepareMinUsages = 1,
+        };
+        await using var dataSource = NpgsqlDataSource.Create(preparing);
+        await using var connection = await dataSource.OpenConnectionAsync();
+        const string Owners = "SELECT coalesce(string_agg(DISTINCT owner_id, ','), '') FROM workers.turns";
+        for (var i = 0; i < 8; i++)
+        {
+            var (user, session) = i % 2 == 0 ? (Seed.UserA, _seed.SessionA) : (Seed.UserB, _seed.SessionB);
+            await using var tx = await connection.BeginTransactionAsync();
+            await SetContextAsync(connection, tx, (user, session));
+            await using var command = new NpgsqlCommand(Owners, connection, tx);
+            Assert.Equal(user, (string)(await command.ExecuteScalarAsync())!);
+            await tx.CommitAsync();
+        }
+
+        await using var check = new NpgsqlCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%string_agg(DISTINCT owner_id%' AND statement NOT LIKE '%pg_prepared%'", connection);
+        Assert.Equal(1L, (long)(await check.ExecuteScalarAsync())!); // it really ran as one prepared statement
+    }
+
     [Theory]
     [InlineData(Seed.UserA)]
     [InlineData(Seed.UserB)]
