@@ -14,8 +14,13 @@ namespace Workers.Worker.Turns;
 /// already committed outcome.
 /// Each transaction is one round trip; every one runs as the request's user, under row-level security.
 /// </summary>
-public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.IOptions<Workers.Worker.Model.ModelOptions> model)
+public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.IOptions<Workers.Worker.Model.ModelOptions> model,
+    Microsoft.Extensions.Options.IOptions<Workers.Core.Usage.UsageOptions> usage)
 {
+    // Without budgets no turn reserves, so its commit has no reservation to release: one statement less per turn.
+    // (One made while budgets were on stops counting after TurnBudget's 30 minutes.)
+    private readonly bool _releaseReservation = usage.Value.Enabled;
+
     // Each attempt reserves this many event numbers, so numbers only grow even when a crashed attempt is re-run.
     internal const long SeqBlock = 1 << 20;
     // A bound on one load, never a cut: a turn is at least 8 tokens (two messages' framing), so window / 8 rows are more
@@ -135,7 +140,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
             StoreMemory(batch, turn, memory);
         }
 
-        SettleUsage(batch, turn);
+        SettleUsage(batch, turn, _releaseReservation);
 
         var inbox = CompleteInbox(batch, turn.SessionId, turn.RequestId, turn.Status);
         try
@@ -273,7 +278,7 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
 
     // What the turn spent joins its user's day, and its reservation (if budgets are on) is released: the budget now
     // counts the real figures. In the commit, so a fenced-out attempt spends nothing.
-    private static void SettleUsage(RlsBatch batch, Turn turn)
+    private static void SettleUsage(RlsBatch batch, Turn turn, bool releaseReservation)
     {
         batch.Add(
             """
@@ -285,8 +290,11 @@ public sealed class TurnStore(SessionStore store, Microsoft.Extensions.Options.I
                 cached_tokens = user_usage.cached_tokens + EXCLUDED.cached_tokens,
                 cost_micros = user_usage.cost_micros + EXCLUDED.cost_micros
             """, turn.OwnerId, (long)turn.PromptTokens, (long)turn.CompletionTokens, (long)turn.CachedTokens, turn.CostMicros);
-        batch.Add("DELETE FROM workers.usage_reservations WHERE owner_id = $1 AND session_id = $2 AND request_id = $3",
-            turn.OwnerId, turn.SessionId, turn.RequestId);
+        if (releaseReservation)
+        {
+            batch.Add("DELETE FROM workers.usage_reservations WHERE owner_id = $1 AND session_id = $2 AND request_id = $3",
+                turn.OwnerId, turn.SessionId, turn.RequestId);
+        }
     }
 
     private static NpgsqlBatchCommand CompleteInbox(RlsBatch batch, Guid sessionId, Guid requestId, string status) =>
