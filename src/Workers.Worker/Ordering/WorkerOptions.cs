@@ -42,7 +42,7 @@ public sealed class WorkerOptions
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Publish the deltas of all running turns together, as <c>ReplyDeltaBatch</c> messages, instead of one
-    /// <c>ReplyDelta</c> message each. Several times the fan-out on the same CPU (docs/benchmarks.md); off by default
+    /// <c>ReplyDelta</c> message each. 1.4–2.3× the deltas per second on the same CPU (docs/benchmarks.md); off by default
     /// because consumers of the events exchange other than this version's notifiers may read only lone deltas.</summary>
     public bool BatchDeltas { get; set; }
 
