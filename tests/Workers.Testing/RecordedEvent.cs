@@ -14,8 +14,6 @@ public sealed record RecordedEvent(string Type, Guid SessionId, Guid RequestId, 
 
     public string? Code => Message.TryGetProperty("code", out var c) ? c.GetString() : null;
 
-    public static RecordedEvent Parse(ReadOnlySpan<byte> body) => ParseMessage(body).Events[0];
-
     /// <summary>A message's contract type and its event, or each delta of a <c>ReplyDeltaBatch</c> as a <c>ReplyDelta</c>
     /// of its own.</summary>
     public static (string Type, IReadOnlyList<RecordedEvent> Events) ParseMessage(ReadOnlySpan<byte> body)

@@ -80,7 +80,12 @@ public sealed class ClusterEventConsumer : IAsyncDisposable
                 var consumer = new AsyncEventingBasicConsumer(channel);
                 consumer.ReceivedAsync += async (_, e) =>
                 {
-                    _events.Enqueue(RecordedEvent.Parse(e.Body.Span));
+                    // A ReplyDeltaBatch (Workers__BatchDeltas) counts as its deltas.
+                    foreach (var recorded in RecordedEvent.ParseMessage(e.Body.Span).Events)
+                    {
+                        _events.Enqueue(recorded);
+                    }
+
                     await channel.BasicAckAsync(e.DeliveryTag, false);
                 };
                 await channel.BasicConsumeAsync(_queue, autoAck: false, consumer, _stop.Token);
