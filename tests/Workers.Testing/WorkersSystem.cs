@@ -119,14 +119,14 @@ public sealed class WorkersSystem : IAsyncDisposable
     }
 
     /// <summary>Starts a worker (ids w1, w2, ...) and waits until it says it is ready.</summary>
-    public async Task<HostProcess> StartWorkerAsync(IReadOnlyDictionary<string, string>? extra = null)
+    public async Task<HostProcess> StartWorkerAsync(IReadOnlyDictionary<string, string>? extra = null, TimeSpan? readyWithin = null)
     {
         var id = $"w{Interlocked.Increment(ref _started)}";
         var own = Services.Worker.Settings();
         own["Workers__WorkerId"] = id;
         var worker = HostProcess.StartHost("Workers.Worker", id, With(extra, own));
         _processes.Add(worker);
-        await worker.WaitForLogAsync("ready; health at", TimeSpan.FromSeconds(60));
+        await worker.WaitForLogAsync("ready; health at", readyWithin ?? TimeSpan.FromSeconds(60));
         return worker;
     }
 

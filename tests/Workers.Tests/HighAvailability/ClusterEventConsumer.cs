@@ -26,6 +26,11 @@ public sealed class ClusterEventConsumer : IAsyncDisposable
 
     public int Reconnects { get; private set; }
 
+    /// <summary>How many of the messages were <c>ReplyDeltaBatch</c>es (with <c>Workers__BatchDeltas=true</c>).</summary>
+    public int Batches => _batches;
+
+    private int _batches;
+
     public IReadOnlyList<RecordedEvent> Events => [.. _events];
 
     public static async Task<ClusterEventConsumer> StartAsync(RabbitMqOptions vhost)
@@ -81,9 +86,15 @@ public sealed class ClusterEventConsumer : IAsyncDisposable
                 consumer.ReceivedAsync += async (_, e) =>
                 {
                     // A ReplyDeltaBatch (Workers__BatchDeltas) counts as its deltas.
-                    foreach (var recorded in RecordedEvent.ParseMessage(e.Body.Span).Events)
+                    var (type, recordedEvents) = RecordedEvent.ParseMessage(e.Body.Span);
+                    foreach (var recorded in recordedEvents)
                     {
                         _events.Enqueue(recorded);
+                    }
+
+                    if (type == nameof(Workers.Contracts.ReplyDeltaBatch))
+                    {
+                        Interlocked.Increment(ref _batches);
                     }
 
                     await channel.BasicAckAsync(e.DeliveryTag, false);

@@ -115,20 +115,38 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
         {
             var clock = Stopwatch.StartNew();
             var kills = 0;
+            var slowest = (Start: TimeSpan.Zero, Worker: (HostProcess?)null);
             while (clock.Elapsed < period)
             {
                 var next = clock.Elapsed + TimeSpan.FromSeconds(4);
                 var victim = workers[Random.Shared.Next(workers.Count)];
                 victim.Kill();
                 kills++;
-                workers[workers.IndexOf(victim)] = await pool.StartWorkerAsync();
+                var starting = Stopwatch.StartNew();
+                // Two minutes to get ready: on 2 cores busy with the load and the whole HA topology, a replacement
+                // took 40 s here (21 s of it before its first log line: the process and the host starting, mostly JIT),
+                // and a CI run's took more than the usual 60 s.
+                var replacement = await pool.StartWorkerAsync(readyWithin: TimeSpan.FromMinutes(2));
+                workers[workers.IndexOf(victim)] = replacement;
+                if (starting.Elapsed > slowest.Start)
+                {
+                    slowest = (starting.Elapsed, replacement);
+                }
+
                 if (next > clock.Elapsed)
                 {
                     await Task.Delay(next - clock.Elapsed);
                 }
             }
 
-            return $"{kills} workers SIGKILLed (and replaced) in {clock.Elapsed.TotalSeconds:F0} s";
+            // A replacement that took long to start says where it waited (CI once saw one give no sign for 60 s).
+            if (slowest is { Start.TotalSeconds: > 15, Worker: { } slow })
+            {
+                output.WriteLine($"worker-kills: {slow.Id} took {slowest.Start.TotalSeconds:F1} s to start; its log:\n  " +
+                                 string.Join("\n  ", slow.Log.Take(30)));
+            }
+
+            return $"{kills} workers SIGKILLed (and replaced) in {clock.Elapsed.TotalSeconds:F0} s, the slowest start {slowest.Start.TotalSeconds:F1} s";
         }, null);
     }
 
@@ -191,7 +209,7 @@ public sealed class Faults_on_the_HA_topology(HaTopology ha, ITestOutputHelper o
             var completed = kept.Where(e => e.Type == "TurnCompleted").GroupBy(e => e.SessionId)
                 .ToDictionary(g => g.Key, g => (IReadOnlyList<int>)g.Select(e => WorkersSystem.Counter(load.TextByRequest[e.RequestId])).ToList());
             var delivered = OrderingChecker.Check(load.Expected, completed);
-            output.WriteLine($"{fault}: {events.Events.Count} events on the wire, {dropped} dropped by the consumer's seq rule, " +
+            output.WriteLine($"{fault}: {events.Events.Count} events on the wire ({events.Batches} batch messages), {dropped} dropped by the consumer's seq rule, " +
                              $"{events.Reconnects} consumer reconnects; TurnCompleted as the consumer keeps them: {delivered}");
             Assert.True(delivered is { Reordered: 0, Duplicated: 0, Lost: 0 }, $"after {fault}, TurnCompleted events kept by the seq rule: {delivered}");
         }
